@@ -1,0 +1,1 @@
+"""A FastAPI service whose CORS policy is configured per environment."""

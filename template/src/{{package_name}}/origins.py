@@ -1,0 +1,207 @@
+"""Origin rules: what an entry of CORS_ALLOW_ORIGINS may be, and its normal form.
+
+An entry is an exact origin (``https://app.example.com``), a subdomain pattern
+(``https://*.preview.example.com``), ``*`` (any origin) or ``null``. Spellings that
+browsers would send differently are normalized (case, a trailing ``/``, the scheme's
+default port); anything else is refused with an :class:`OriginError` that names the
+value, the rule and the fix. The questionnaire that generated this service applied the
+same rules to its answers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from publicsuffixlist import PublicSuffixList
+
+WILDCARD = "*"
+NULL = "null"
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_NAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+_IPV6 = re.compile(r"^\[[0-9a-f:.]+\]$")
+_IPV4 = re.compile(r"^[0-9.]+$")
+_PORT = re.compile(r"^[1-9][0-9]{0,4}$")
+_LOCAL = re.compile(r"^(localhost|127\.0\.0\.1)([:/]|$)")
+
+
+class OriginError(ValueError):
+    """An entry that is not a usable origin; the message says why and how to fix it."""
+
+
+@dataclass(frozen=True)
+class OriginPattern:
+    """``scheme://*.parent[:port]``: any host one or more labels below ``parent``."""
+
+    scheme: str
+    parent: str
+    port: int | None
+
+    @classmethod
+    def parse(cls, entry: str) -> OriginPattern:
+        scheme, rest = entry.split("://", 1)
+        host, _, port = rest.partition(":")
+        return cls(scheme=scheme, parent=host.removeprefix("*."), port=int(port) if port else None)
+
+    def __str__(self) -> str:
+        port = f":{self.port}" if self.port is not None else ""
+        return f"{self.scheme}://*.{self.parent}{port}"
+
+    def regex(self) -> str:
+        """An anchored regex: whole labels only, then exactly this parent, scheme and port."""
+        port = f":{self.port}" if self.port is not None else ""
+        return rf"{re.escape(self.scheme)}://(?:{_LABEL}\.)+{re.escape(self.parent + port)}"
+
+
+def is_pattern(entry: str) -> bool:
+    """Whether a normalized entry is a subdomain pattern."""
+    return "://*." in entry
+
+
+def normalize_origin(value: str) -> str:
+    """Lower-case scheme and host, drop a lone trailing ``/`` and the default port.
+
+    Only spellings that mean the same origin are changed; the result is then checked by
+    :func:`parse_origin`.
+    """
+    text = value.strip()
+    if text.lower() in (WILDCARD, NULL):
+        return text.lower()
+    match = _SCHEME.match(text)
+    if match is None:
+        return text
+    scheme = match.group(1).lower()
+    after = text[match.end() :]
+    authority_end = next((i for i, char in enumerate(after) if char in "/?#"), len(after))
+    authority, rest = after[:authority_end].lower(), after[authority_end:]
+    default_port = DEFAULT_PORTS.get(scheme)
+    if default_port is not None and authority.endswith(f":{default_port}"):
+        authority = authority[: -len(f":{default_port}")]
+    return f"{scheme}://{authority}{'' if rest == '/' else rest}"
+
+
+def parse_origin(value: str, *, environment: str | None = None) -> str:
+    """Return the normal form of one entry, or raise :class:`OriginError`.
+
+    ``environment`` is the profile being loaded: ``null`` is refused in production.
+    """
+    raw = value.strip()
+    entry = normalize_origin(raw)
+    if raw == "":
+        raise OriginError("an empty origin: remove the extra comma")
+    if any(char.isspace() for char in raw):
+        raise OriginError(
+            f"{raw!r} contains a space: separate origins with commas and write each one "
+            "as scheme://host[:port]"
+        )
+    if entry == WILDCARD:
+        return entry
+    if entry == NULL:
+        if environment == "production":
+            raise OriginError(
+                "'null' is refused in production: sandboxed iframes, file: and data: pages on "
+                "any site send it, so allowing it allows everyone; list the real origins instead"
+            )
+        return entry
+    if "://" not in entry:
+        scheme = "http" if _LOCAL.match(raw) else "https"
+        raise OriginError(f"{raw!r} has no scheme: write '{scheme}://{raw}'")
+    _check_structure(raw, entry)
+    return entry
+
+
+def _check_structure(raw: str, entry: str) -> None:
+    scheme, after = entry.split("://", 1)
+    authority_end = next((i for i, char in enumerate(after) if char in "/?#"), len(after))
+    authority, rest = after[:authority_end], after[authority_end:]
+    host_port = authority.rsplit("@", 1)[-1]
+    if host_port.startswith("["):
+        host = host_port[: host_port.find("]") + 1] if "]" in host_port else host_port
+    else:
+        host = host_port.split(":")[0]
+    port_part = host_port[len(host) :]
+    port = port_part[1:]
+
+    if scheme not in DEFAULT_PORTS:
+        raise OriginError(
+            f"{raw!r} uses the scheme '{scheme}': a CORS origin starts with http:// or https://"
+        )
+    if rest:
+        raise OriginError(
+            f"{raw!r} has a path, query or fragment ('{rest}'): an origin is "
+            f"scheme://host[:port] only; use '{scheme}://{authority}'"
+        )
+    if "@" in authority:
+        userinfo = authority.rsplit("@", 1)[0]
+        raise OriginError(
+            f"{raw!r} contains user info ('{userinfo}@'): browsers never send it in an "
+            f"origin; use '{scheme}://{host_port}'"
+        )
+    if port_part and (not port_part.startswith(":") or not _PORT.match(port) or int(port) > 65535):
+        shown = port if port_part.startswith(":") else port_part
+        raise OriginError(
+            f"{raw!r} has a bad port '{shown}': use a number from 1 to 65535, or leave it "
+            "out for the default (80 for http, 443 for https)"
+        )
+    if host == "":
+        raise OriginError(f"{raw!r} has no host name: write it as {scheme}://host[:port]")
+    if not host.isascii():
+        raise OriginError(
+            f"{raw!r} has a host name that is not ASCII: browsers send international names "
+            f"in punycode (xn--...); write that form{_punycode_hint(scheme, host, port_part)}"
+        )
+    if host.startswith("["):
+        if not _IPV6.match(host):
+            raise OriginError(f"{raw!r} has a bad IPv6 address '{host}': write it as [2001:db8::1]")
+        return
+    if host.endswith("."):
+        raise OriginError(
+            f"{raw!r} has a host name ending in a dot: remove the dot (browsers treat "
+            f"'{host}' and '{host[:-1]}' as different origins)"
+        )
+    if WILDCARD in host and (not host.startswith("*.") or WILDCARD in host[2:]):
+        raise OriginError(
+            f"{raw!r}: '*' may only stand for the leftmost labels of a host name, as in "
+            f"'{scheme}://*.example.com'"
+        )
+    if not _HOST_NAME.match(host.removeprefix("*.")):
+        raise OriginError(
+            f"{raw!r} has an invalid host name '{host}': use letters, digits and hyphens "
+            "between dots"
+        )
+    if host.startswith("*."):
+        parent = host[2:]
+        if _IPV4.match(parent):
+            raise OriginError(
+                f"{raw!r}: a pattern needs a domain name, not an IP address; list the exact "
+                "origins instead"
+            )
+        if is_public_suffix(parent):
+            raise OriginError(
+                f"{raw!r} is broader than a registrable domain: '*.{parent}' matches sites "
+                f"that other people own; name your own domain, as in "
+                f"'{scheme}://*.example.{parent}'"
+            )
+
+
+def _punycode_hint(scheme: str, host: str, port_part: str) -> str:
+    try:
+        encoded = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return ""
+    return f": '{scheme}://{encoded}{port_part}'"
+
+
+@cache
+def _public_suffixes() -> PublicSuffixList:
+    # Loaded on first use: only services with patterns pay for reading the list.
+    return PublicSuffixList()
+
+
+def is_public_suffix(domain: str) -> bool:
+    """Whether ``domain`` is a public suffix (``com``, ``co.uk``, ``github.io``, ...)."""
+    return "." not in domain or _public_suffixes().is_public(domain)

@@ -1,0 +1,80 @@
+"""Shared fixtures: the template as a tagged git repository, and rendering helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import copier
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_FILES = ("copier.yml", "template", "validators")
+SHARED_ANSWERS = ROOT.parent / "shared" / "examples" / "answers.yml"
+GIT_IDENTITY = ("-c", "user.name=Template Tests", "-c", "user.email=tests@example.invalid")
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git with a fixed identity; return its output."""
+    result = subprocess.run(
+        ["git", *GIT_IDENTITY, *args], cwd=cwd, check=True, capture_output=True, text=True
+    )
+    return result.stdout
+
+
+def copy_template(destination: Path, tag: str = "v1") -> Path:
+    """A git repository holding the template as it is on disk, committed and tagged."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for name in TEMPLATE_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(
+                source, destination / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+            )
+        else:
+            shutil.copy2(source, destination / name)
+    git(destination, "init", "-q", "-b", "main")
+    git(destination, "add", "-A")
+    git(destination, "commit", "-q", "-m", "template")
+    git(destination, "tag", tag)
+    return destination
+
+
+@pytest.fixture(scope="session")
+def template_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_template(tmp_path_factory.mktemp("template"))
+
+
+def render(template: Path, destination: Path, data: Mapping[str, Any] | None = None) -> Path:
+    """``copier copy --defaults`` with ``data`` as the scripted answers."""
+    copier.run_copy(
+        str(template),
+        str(destination),
+        data=dict(data or {}),
+        defaults=True,
+        vcs_ref="HEAD",
+        quiet=True,
+    )
+    return destination
+
+
+def run(cwd: Path, *command: str, env: Mapping[str, str] | None = None) -> str:
+    """Run a command as a user would; fail with its output when it fails."""
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("VIRTUAL_ENV", "UV_PROJECT", "PYTEST_")) and key != "ENVIRONMENT"
+    }
+    environment.update(env or {})
+    result = subprocess.run(
+        command, cwd=cwd, env=environment, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, (
+        f"{' '.join(command)} failed in {cwd} ({result.returncode}):\n"
+        f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    )
+    return result.stdout

@@ -1,0 +1,154 @@
+"""Journey 1 and 4: generate a service from a set of answers, then use it as its owner would.
+
+Each answer set is rendered once; the fast tests inspect the files, the slow ones run
+the generated project's own tool chain (uv sync, pytest, ruff, mypy).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import tomllib
+import yaml
+
+from .conftest import SHARED_ANSWERS, render, run
+
+EXAMPLE = yaml.safe_load(SHARED_ANSWERS.read_text(encoding="utf-8"))
+
+ANSWER_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "example": EXAMPLE,
+    "public-wildcard": {
+        "project_name": "Public Data",
+        "environments": ["development", "production"],
+        "cors_origins": {"development": ["http://localhost:5173"], "production": ["*"]},
+        "cors_allow_credentials": False,
+        "cors_allow_methods": ["GET", "HEAD"],
+        "cors_allow_headers": [],
+        "cors_expose_headers": ["*"],
+        "cors_max_age": 7200,
+    },
+    "single-environment": {
+        "project_name": "Edge",
+        "package_name": "edge_svc",
+        "environments": ["production"],
+        "production_origins": "https://App.Example.com:443/, https://*.Example.co.uk",
+        "cors_allow_credentials": True,
+        "cors_allow_headers": "Authorization, X-Trace-Id",
+        "cors_expose_headers": "X-Request-ID, X-Total-Count",
+    },
+    "env-prefix": {
+        "project_name": "Billing",
+        "environments": ["development", "test", "staging", "production"],
+        "env_prefix": "billing_",
+        "test_origins": "",
+        "cors_max_age": 0,
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def rendered(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("rendered")
+    return {name: render(template_repo, root / name, data) for name, data in ANSWER_SETS.items()}
+
+
+def package_of(project: Path) -> str:
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    return str(pyproject["tool"]["uv"]["build-backend"]["module-name"])
+
+
+def settings_of(project: Path) -> dict[str, Any]:
+    path = project / "src" / package_of(project) / "settings.toml"
+    return tomllib.loads(path.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS)
+def test_no_leftover_jinja(rendered: dict[str, Path], answers: str) -> None:
+    project = rendered[answers]
+    for path in project.rglob("*"):
+        assert not path.name.endswith(".jinja"), path
+        assert "{{" not in path.name and "{%" not in path.name, path
+        if path.is_file():
+            text = path.read_text(encoding="utf-8")
+            assert not re.search(r"\{\{|\{%|\{#|%\}|#\}", text), path
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS)
+def test_answers_file_records_the_answers(rendered: dict[str, Path], answers: str) -> None:
+    recorded = yaml.safe_load((rendered[answers] / ".copier-answers.yml").read_text())
+    assert recorded["_commit"] == "v1"
+    for key, value in ANSWER_SETS[answers].items():
+        if key.endswith("_origins") and key != "cors_origins":
+            continue  # folded into cors_origins, which is recorded below
+        assert recorded[key] == value, key
+    assert set(recorded["cors_origins"]) == set(recorded["environments"])
+
+
+def test_example_answers_reach_the_profiles(rendered: dict[str, Path]) -> None:
+    settings = settings_of(rendered["example"])
+    assert settings["service"] == {
+        "title": "Orders API",
+        "env_prefix": "",
+        "default_environment": "development",
+    }
+    for environment, origins in EXAMPLE["cors_origins"].items():
+        profile = settings["environments"][environment]
+        assert profile["cors_allow_origins"] == origins
+        assert profile["cors_allow_credentials"] is True
+        assert profile["cors_allow_methods"] == EXAMPLE["cors_allow_methods"]
+        assert profile["cors_allow_headers"] == EXAMPLE["cors_allow_headers"]
+        assert profile["cors_expose_headers"] == EXAMPLE["cors_expose_headers"]
+        assert profile["cors_max_age"] == 600
+
+
+def test_spellings_are_normalized_at_generation(rendered: dict[str, Path]) -> None:
+    profile = settings_of(rendered["single-environment"])["environments"]["production"]
+    assert profile["cors_allow_origins"] == ["https://app.example.com", "https://*.example.co.uk"]
+    assert profile["cors_allow_headers"] == ["Authorization", "X-Trace-Id"]
+
+
+def test_only_chosen_environments_get_profiles(rendered: dict[str, Path]) -> None:
+    assert list(settings_of(rendered["single-environment"])["environments"]) == ["production"]
+    profiles = settings_of(rendered["env-prefix"])["environments"]
+    assert list(profiles) == ["development", "test", "staging", "production"]
+    assert profiles["test"]["cors_allow_origins"] == []
+
+
+def test_env_prefix_is_used_everywhere(rendered: dict[str, Path]) -> None:
+    project = rendered["env-prefix"]
+    assert settings_of(project)["service"]["env_prefix"] == "BILLING_"
+    assert "BILLING_CORS_ALLOW_ORIGINS" in (project / "README.md").read_text()
+    assert "BILLING_CORS_ALLOW_ORIGINS" in (project / ".env.example").read_text()
+
+
+def test_readme_tables_every_variable_per_environment(rendered: dict[str, Path]) -> None:
+    readme = (rendered["example"] / "README.md").read_text()
+    header = next(line for line in readme.splitlines() if line.startswith("| Variable"))
+    assert header.count("|") == 6  # variable, meaning, three environments
+    for name in (
+        "CORS_ALLOW_ORIGINS",
+        "CORS_ALLOW_CREDENTIALS",
+        "CORS_ALLOW_METHODS",
+        "CORS_ALLOW_HEADERS",
+        "CORS_EXPOSE_HEADERS",
+        "CORS_MAX_AGE",
+        "ENVIRONMENT",
+    ):
+        assert f"| `{name}` |" in readme, name
+    assert "`https://*.preview.orders.example.com`" in readme
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", ANSWER_SETS)
+def test_generated_project_passes_its_own_checks(rendered: dict[str, Path], answers: str) -> None:
+    project = rendered[answers]
+    run(project, "uv", "sync", "--quiet")
+    tests = run(project, "uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider")
+    assert re.search(r"\b\d+ passed\b", tests) and "skipped" not in tests, tests
+    run(project, "uv", "run", "--no-sync", "ruff", "check", ".")
+    run(project, "uv", "run", "--no-sync", "ruff", "format", "--check", ".")
+    run(project, "uv", "run", "--no-sync", "mypy")
