@@ -20,7 +20,7 @@ EXAMPLE = yaml.safe_load(SHARED_ANSWERS.read_text(encoding="utf-8"))
 
 ANSWER_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
-    "example": EXAMPLE,
+    "example": {**EXAMPLE, "kubernetes": True},
     "public-wildcard": {
         "project_name": "Public Data",
         "environments": ["development", "production"],
@@ -44,6 +44,7 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "project_name": "Billing",
         "environments": ["development", "test", "staging", "production"],
         "env_prefix": "billing_",
+        "cors_allow_private_network": True,
         "test_origins": "",
         "cors_max_age": 0,
     },

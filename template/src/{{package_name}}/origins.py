@@ -11,6 +11,7 @@ same rules to its answers.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 
@@ -23,6 +24,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
 _HOST_NAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
+_SUBDOMAINS = re.compile(rf"(?:{_LABEL}\.)+")
 _IPV6 = re.compile(r"^\[[0-9a-f:.]+\]$")
 _IPV4 = re.compile(r"^[0-9.]+$")
 _PORT = re.compile(r"^[1-9][0-9]{0,4}$")
@@ -51,10 +53,39 @@ class OriginPattern:
         port = f":{self.port}" if self.port is not None else ""
         return f"{self.scheme}://*.{self.parent}{port}"
 
-    def regex(self) -> str:
-        """An anchored regex: whole labels only, then exactly this parent, scheme and port."""
-        port = f":{self.port}" if self.port is not None else ""
-        return rf"{re.escape(self.scheme)}://(?:{_LABEL}\.)+{re.escape(self.parent + port)}"
+
+class PatternSet:
+    """Subdomain patterns, indexed by scheme, parent domain and port.
+
+    A lookup walks the labels of the requested host, so its cost depends on the length
+    of the origin, never on the number of patterns configured.
+    """
+
+    def __init__(self, patterns: Iterable[OriginPattern]) -> None:
+        self._index = {
+            (p.scheme, p.parent, "" if p.port is None else str(p.port)): p for p in patterns
+        }
+
+    def __bool__(self) -> bool:
+        return bool(self._index)
+
+    def __iter__(self) -> Iterator[OriginPattern]:
+        return iter(self._index.values())
+
+    def match(self, origin: str) -> OriginPattern | None:
+        """The pattern that allows ``origin`` exactly as a browser sends it, if any."""
+        scheme, separator, rest = origin.partition("://")
+        if not separator or not self._index:
+            return None
+        host, _, port = rest.partition(":")
+        dot = host.find(".")
+        while dot != -1:
+            pattern = self._index.get((scheme, host[dot + 1 :], port))
+            # Everything left of the parent must be whole, valid DNS labels.
+            if pattern is not None and _SUBDOMAINS.fullmatch(host, 0, dot + 1):
+                return pattern
+            dot = host.find(".", dot + 1)
+        return None
 
 
 def is_pattern(entry: str) -> bool:

@@ -13,7 +13,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -112,6 +112,8 @@ class Settings(BaseSettings):
     cors_allow_headers: Annotated[tuple[str, ...], NoDecode] = ()
     cors_expose_headers: Annotated[tuple[str, ...], NoDecode] = ()
     cors_max_age: int = Field(default=600, ge=0, le=86400)
+    cors_allow_private_network: bool = False
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     @classmethod
     def settings_customise_sources(
@@ -123,6 +125,11 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, dotenv_settings, ProfileSource(settings_cls))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("environment")
     @classmethod

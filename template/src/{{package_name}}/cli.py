@@ -1,0 +1,86 @@
+"""Command line: ``<package> cors show`` and ``<package> cors explain``.
+
+Exit status of ``explain``: 0 when a browser would be allowed, 1 when refused, 2 on
+bad input or an invalid configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .explain import describe_policy, explain
+from .origins import OriginError
+from .settings import SERVICE, ConfigError, load_settings
+
+ALLOWED, REFUSED, BAD_INPUT = 0, 1, 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=__package__, description=SERVICE.title)
+    commands = parser.add_subparsers(dest="command", required=True)
+    cors = commands.add_parser("cors", help="inspect the CORS policy").add_subparsers(
+        dest="action", required=True
+    )
+    cors.add_parser("show", help="print every environment's effective policy")
+    explain_parser = cors.add_parser(
+        "explain", help="would a browser on ORIGIN be allowed? (exit 0 yes, 1 no, 2 bad input)"
+    )
+    explain_parser.add_argument(
+        "--env", required=True, choices=list(SERVICE.profiles), help="environment to check"
+    )
+    explain_parser.add_argument("--origin", required=True, help="the page's origin or URL")
+    explain_parser.add_argument("--method", default="GET", help="request method (default GET)")
+    explain_parser.add_argument(
+        "--header", action="append", default=[], metavar="NAME", help="a request header name"
+    )
+    explain_parser.add_argument(
+        "--credentials", action="store_true", help="the request sends cookies or HTTP auth"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        if arguments.action == "show":
+            return show()
+        return explain_command(arguments)
+    except (ConfigError, OriginError) as error:
+        print(error, file=sys.stderr)
+        return BAD_INPUT
+
+
+def show() -> int:
+    # Load every environment first, so that an invalid one prints only its error.
+    policies = {name: describe_policy(load_settings(environment=name)) for name in SERVICE.profiles}
+    for environment, lines in policies.items():
+        print(f"{environment}:")
+        print("\n".join(lines))
+    print("(profiles from settings.toml, with the environment and .env applied)")
+    return ALLOWED
+
+
+def explain_command(arguments: argparse.Namespace) -> int:
+    settings = load_settings(environment=arguments.env)
+    verdict = explain(
+        settings, arguments.origin, arguments.method, arguments.header, arguments.credentials
+    )
+    headers = ", ".join(arguments.header) or "none"
+    print(f"Effective policy of {arguments.env} (settings.toml, environment and .env applied):")
+    print("\n".join(describe_policy(settings)))
+    print(f"Request: origin {verdict.origin}, method {arguments.method.upper()}, headers {headers}")
+    for note in verdict.notes:
+        print(f"  note: {note}")
+    if verdict.allowed:
+        print(f"ALLOWED: origin allowed by {verdict.decided_by}")
+        return ALLOWED
+    print("REFUSED:")
+    for problem in verdict.problems:
+        print(f"  - {problem}")
+    return REFUSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
