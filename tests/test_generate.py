@@ -39,6 +39,7 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "cors_allow_credentials": True,
         "cors_allow_headers": "Authorization, X-Trace-Id",
         "cors_expose_headers": "X-Request-ID, X-Total-Count",
+        "cors_public_paths": "/public, /status/",
     },
     "env-prefix": {
         "project_name": "Billing",

@@ -74,6 +74,17 @@ def refusal(template: Path, tmp_path: Path, data: dict[str, Any]) -> str:
             "'*' with credentials exposes nothing",
         ),
         ({"cors_allow_methods": []}, "at least one method"),
+        ({"cors_public_paths": "public"}, "'public' is not a path prefix: start it with '/'"),
+        ({"cors_public_paths": ["/"]}, "'/' covers every path"),
+        ({"cors_public_paths": "/data?x=1"}, "not a plain path prefix"),
+        (
+            {"cors_public_paths": "/public", "cors_public_origins": "https://*.com"},
+            "cors_public_origins: 'https://*.com' is broader than a registrable domain",
+        ),
+        (
+            {"cors_public_paths": "/public", "cors_public_origins": "null"},
+            "'null' is refused in production",
+        ),
         ({"cors_max_age": -1}, "out of range"),
         ({"cors_max_age": 86401}, "out of range"),
         ({"env_prefix": "ORDERS"}, "for example 'ORDERS_'"),
@@ -97,6 +108,8 @@ def test_bad_answer_is_refused_with_the_fix(
         {"development_origins": "http://[::1]:3000, http://127.0.0.1:8080"},
         {"cors_allow_headers": "Authorization, X-Request-ID", "cors_expose_headers": ["*"]},
         {"cors_max_age": 86400, "env_prefix": "Orders_"},
+        {"cors_public_paths": ["/public", "/status/"]},
+        {"cors_public_paths": "/embed", "cors_public_origins": "https://a.example.com, *"},
     ],
 )
 def test_good_answer_is_accepted(template_repo: Path, tmp_path: Path, data: dict[str, Any]) -> None:

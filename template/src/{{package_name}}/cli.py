@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from .explain import describe_policy, explain
+from .explain import describe_policies, explain
 from .origins import OriginError
 from .settings import SERVICE, ConfigError, load_settings
 
@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     explain_parser.add_argument(
         "--credentials", action="store_true", help="the request sends cookies or HTTP auth"
     )
+    explain_parser.add_argument(
+        "--path", default="/", help="the requested path: picks the policy (default /)"
+    )
     return parser
 
 
@@ -54,7 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def show() -> int:
     # Load every environment first, so that an invalid one prints only its error.
-    policies = {name: describe_policy(load_settings(environment=name)) for name in SERVICE.profiles}
+    policies = {
+        name: describe_policies(load_settings(environment=name)) for name in SERVICE.profiles
+    }
     for environment, lines in policies.items():
         print(f"{environment}:")
         print("\n".join(lines))
@@ -65,12 +70,21 @@ def show() -> int:
 def explain_command(arguments: argparse.Namespace) -> int:
     settings = load_settings(environment=arguments.env)
     verdict = explain(
-        settings, arguments.origin, arguments.method, arguments.header, arguments.credentials
+        settings,
+        arguments.origin,
+        arguments.method,
+        arguments.header,
+        arguments.credentials,
+        arguments.path,
     )
     headers = ", ".join(arguments.header) or "none"
     print(f"Effective policy of {arguments.env} (settings.toml, environment and .env applied):")
-    print("\n".join(describe_policy(settings)))
-    print(f"Request: origin {verdict.origin}, method {arguments.method.upper()}, headers {headers}")
+    print("\n".join(describe_policies(settings)))
+    print(
+        f"Request: origin {verdict.origin}, {arguments.method.upper()} {arguments.path}, "
+        f"headers {headers}"
+    )
+    print(f"Decided by {verdict.policy}")
     for note in verdict.notes:
         print(f"  note: {note}")
     if verdict.allowed:

@@ -15,7 +15,7 @@ thin subclass below adds what the stock middleware leaves out:
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .origins import WILDCARD, OriginPattern, PatternSet, is_pattern
-from .settings import Settings
+from .settings import PathPolicy, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -36,29 +36,46 @@ POLICY_VIOLATION = 1008
 class CORSPolicy:
     """What browsers on other origins may do. Built from validated settings."""
 
-    origins: frozenset[str]
-    patterns: PatternSet
+    entries: tuple[str, ...]
     allow_credentials: bool
     allow_methods: tuple[str, ...]
     allow_headers: tuple[str, ...]
     expose_headers: tuple[str, ...]
     max_age: int
     allow_private_network: bool = False
+    origins: frozenset[str] = field(init=False)
+    patterns: PatternSet = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Derived once here, so that the per-request lookups are ready-made.
+        exact = frozenset(entry for entry in self.entries if not is_pattern(entry))
+        wild = PatternSet(OriginPattern.parse(entry) for entry in self.entries if is_pattern(entry))
+        object.__setattr__(self, "origins", exact)
+        object.__setattr__(self, "patterns", wild)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CORSPolicy:
-        entries = settings.cors_allow_origins
+        """The default policy: every path that no path policy claims."""
         return cls(
-            origins=frozenset(entry for entry in entries if not is_pattern(entry)),
-            patterns=PatternSet(
-                OriginPattern.parse(entry) for entry in entries if is_pattern(entry)
-            ),
+            entries=settings.cors_allow_origins,
             allow_credentials=settings.cors_allow_credentials,
             allow_methods=settings.cors_allow_methods,
             allow_headers=settings.cors_allow_headers,
             expose_headers=settings.cors_expose_headers,
             max_age=settings.cors_max_age,
             allow_private_network=settings.cors_allow_private_network,
+        )
+
+    @classmethod
+    def from_path_policy(cls, policy: PathPolicy, allow_private_network: bool) -> CORSPolicy:
+        return cls(
+            entries=policy.allow_origins,
+            allow_credentials=policy.allow_credentials,
+            allow_methods=policy.allow_methods,
+            allow_headers=policy.allow_headers,
+            expose_headers=policy.expose_headers,
+            max_age=policy.max_age,
+            allow_private_network=allow_private_network,
         )
 
     @property
@@ -80,6 +97,49 @@ class CORSPolicy:
         """Whether a preflight may ask for ``header`` (names compare case-insensitively)."""
         allowed = {name.lower() for name in (*self.allow_headers, *SAFELISTED_HEADERS)}
         return WILDCARD in self.allow_headers or header.strip().lower() in allowed
+
+
+@dataclass(frozen=True)
+class CORSPolicies:
+    """The default policy and the path policies, by path prefix."""
+
+    default: CORSPolicy
+    named: dict[str, CORSPolicy]
+    owners: dict[str, str]  # path prefix -> policy name
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CORSPolicies:
+        path_policies = settings.cors_path_policies
+        network = settings.cors_allow_private_network
+        return cls(
+            default=CORSPolicy.from_settings(settings),
+            named={
+                name: CORSPolicy.from_path_policy(policy, network)
+                for name, policy in path_policies.items()
+            },
+            owners={
+                prefix: name for name, policy in path_policies.items() for prefix in policy.prefixes
+            },
+        )
+
+    def prefix_for(self, path: str) -> str | None:
+        """The longest path prefix that covers ``path``, matching whole segments:
+        ``/public`` covers ``/public`` and ``/public/x``, not ``/publicity``."""
+        candidate = path
+        while candidate:
+            if candidate in self.owners:
+                return candidate
+            candidate = candidate.rpartition("/")[0]
+        return None
+
+    def name_for(self, path: str) -> str | None:
+        """The path policy that decides for ``path``; None for the default policy."""
+        prefix = self.prefix_for(path) if self.owners else None
+        return None if prefix is None else self.owners[prefix]
+
+    def for_path(self, path: str) -> CORSPolicy:
+        name = self.name_for(path)
+        return self.default if name is None else self.named[name]
 
 
 class PolicyCORSMiddleware(CORSMiddleware):
@@ -149,7 +209,32 @@ def log_refusal(kind: str, origin: str, reason: str) -> None:
     logger.info("CORS refused %s from origin %r: %s", kind, origin, reason)
 
 
-def add_cors(app: FastAPI, policy: CORSPolicy) -> None:
+class PathScopedCORSMiddleware:
+    """One :class:`PolicyCORSMiddleware` per policy; the request path picks which.
+
+    Preflights and actual requests to the same path meet the same policy, because the
+    choice depends on the path only.
+    """
+
+    def __init__(self, app: ASGIApp, policies: CORSPolicies) -> None:
+        self.policies = policies
+        self.default = PolicyCORSMiddleware(app, policies.default)
+        self.named = {
+            name: PolicyCORSMiddleware(app, policy) for name, policy in policies.named.items()
+        }
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        name = None
+        if scope["type"] in ("http", "websocket"):
+            name = self.policies.name_for(scope["path"])
+        middleware = self.default if name is None else self.named[name]
+        await middleware(scope, receive, send)
+
+
+def add_cors(app: FastAPI, policies: CORSPolicies) -> None:
     """Install the CORS middleware. Call it last: middleware added later would wrap it,
     and the responses those produce would reach browsers without CORS headers."""
-    app.add_middleware(PolicyCORSMiddleware, policy=policy)
+    if policies.named:
+        app.add_middleware(PathScopedCORSMiddleware, policies=policies)
+    else:
+        app.add_middleware(PolicyCORSMiddleware, policy=policies.default)

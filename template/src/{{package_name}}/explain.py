@@ -1,7 +1,8 @@
 """Why a browser would be allowed or refused: the logic behind ``cors explain``.
 
-The verdict uses the same :class:`~.cors.CORSPolicy` as the middleware; this module
-only adds the words: which rule decided, and what to change when the answer is no.
+The verdict uses the same :class:`~.cors.CORSPolicies` as the middleware; this module
+only adds the words: which policy and rule decided, and what to change when the answer
+is no.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from urllib.parse import urlsplit
 
 from starlette.middleware.cors import SAFELISTED_HEADERS
 
-from .cors import CORSPolicy
+from .cors import CORSPolicies, CORSPolicy
 from .origins import NULL, WILDCARD, OriginError, OriginPattern, is_pattern, parse_origin
 from .settings import Settings
 
 # Requests a browser sends without a preflight (when they carry only safelisted headers).
 SIMPLE_METHODS = frozenset({"GET", "HEAD", "POST"})
+_SAFELISTED = frozenset(name.lower() for name in SAFELISTED_HEADERS)
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,7 @@ class Verdict:
     """Whether a browser would let the page read the response, and why."""
 
     origin: str
+    policy: str
     allowed: bool
     decided_by: str
     problems: list[str] = field(default_factory=list)
@@ -39,15 +42,12 @@ def origin_of(text: str) -> tuple[str, list[str]]:
     notes = []
     value = text.strip()
     parts = urlsplit(value)
-    if (
-        parts.scheme
-        and parts.netloc
-        and (parts.path not in ("", "/") or parts.query or parts.fragment)
-    ):
+    has_tail = parts.path not in ("", "/") or parts.query or parts.fragment
+    if parts.scheme and parts.netloc and has_tail:
         trimmed = f"{parts.scheme}://{parts.netloc}"
         notes.append(
             f"{value!r} has a trailing path, query or fragment: a page there sends the origin "
-            f"{trimmed!r}, which is what is checked below (CORS_ALLOW_ORIGINS entries take no path)"
+            f"{trimmed!r}, which is what is checked below (allowed origins take no path)"
         )
         value = trimmed
     origin = parse_origin(value)
@@ -58,59 +58,62 @@ def origin_of(text: str) -> tuple[str, list[str]]:
     return origin, notes
 
 
+def policy_label(policies: CORSPolicies, path: str) -> tuple[str | None, str]:
+    """The name of the policy for ``path`` (None: default) and how to call it."""
+    prefix = policies.prefix_for(path)
+    if prefix is None:
+        return None, f"the default policy (no path prefix covers {path})"
+    name = policies.owners[prefix]
+    return name, f"the path policy {name!r} (prefix {prefix})"
+
+
 def explain(
     settings: Settings,
     origin_text: str,
     method: str = "GET",
     headers: Sequence[str] = (),
     credentials: bool = False,
+    path: str = "/",
 ) -> Verdict:
-    """Judge one cross-origin request against the effective policy of ``settings``."""
-    policy = CORSPolicy.from_settings(settings)
+    """Judge one cross-origin request to ``path`` against the effective policies."""
+    policies = CORSPolicies.from_settings(settings)
+    name, label = policy_label(policies, path)
+    policy = policies.for_path(path)
     origin, notes = origin_of(origin_text)
     method = method.strip().upper()
-    names = [Settings.env_name(name) for name in _FIELDS]
-    origins_var, methods_var, headers_var, credentials_var = names
+
+    def variable(field_name: str) -> str:
+        return Settings.policy_env_name(name, field_name)
 
     problems: list[str] = []
     decided_by = _origin_rule(policy, origin)
     if decided_by is None:
-        problems.append(_origin_problem(policy, origin, origins_var, settings))
-        decided_by = f"no entry of {origins_var}"
+        problems.append(_origin_problem(policy, origin, variable("allow_origins")))
+        decided_by = f"no entry of {variable('allow_origins')}"
 
-    unlisted_headers = [h for h in headers if not policy.allows_header(h)]
-    needs_preflight = method not in SIMPLE_METHODS or any(
-        h.strip().lower() not in _SAFELISTED for h in headers
-    )
-    if needs_preflight:
+    if method not in SIMPLE_METHODS or any(h.strip().lower() not in _SAFELISTED for h in headers):
         notes.append("the browser sends a preflight (OPTIONS) first")
         if not policy.allows_method(method):
+            methods = variable("allow_methods")
             problems.append(
-                f"method {method} is not in {methods_var} ({', '.join(policy.allow_methods)}): "
-                f"add it, e.g. {methods_var}={','.join((*policy.allow_methods, method))}"
+                f"method {method} is not in {methods} ({', '.join(policy.allow_methods)}): "
+                f"add it, e.g. {methods}={','.join((*policy.allow_methods, method))}"
             )
-        for header in unlisted_headers:
+        for header in (h.strip() for h in headers if not policy.allows_header(h)):
             allowed = ", ".join(policy.allow_headers) or "none besides the safelisted ones"
+            names = variable("allow_headers")
             problems.append(
-                f"request header {header.strip()} is not in {headers_var} ({allowed}): add it, "
-                f"e.g. {headers_var}={','.join((*policy.allow_headers, header.strip()))}"
+                f"request header {header} is not in {names} ({allowed}): add it, "
+                f"e.g. {names}={','.join((*policy.allow_headers, header))}"
             )
     if credentials and not policy.allow_credentials:
+        flag = variable("allow_credentials")
         problems.append(
-            f"the request sends credentials (cookies or HTTP auth) but {credentials_var} is "
-            f"false: the browser hides the response; set {credentials_var}=true (not "
-            "possible together with the origin '*')"
+            f"the request sends credentials (cookies or HTTP auth) but {flag} is false: the "
+            f"browser hides the response; set {flag}=true (not possible together with the "
+            "origin '*')"
         )
-    return Verdict(origin, not problems, decided_by, problems, notes)
-
-
-_FIELDS = (
-    "cors_allow_origins",
-    "cors_allow_methods",
-    "cors_allow_headers",
-    "cors_allow_credentials",
-)
-_SAFELISTED = frozenset(name.lower() for name in SAFELISTED_HEADERS)
+    return Verdict(origin, label, not problems, decided_by, problems, notes)
 
 
 def _origin_rule(policy: CORSPolicy, origin: str) -> str | None:
@@ -122,9 +125,9 @@ def _origin_rule(policy: CORSPolicy, origin: str) -> str | None:
     return None if pattern is None else f"the pattern {str(pattern)!r}"
 
 
-def _origin_problem(policy: CORSPolicy, origin: str, variable: str, settings: Settings) -> str:
-    listed = ", ".join(settings.cors_allow_origins) or "nothing"
-    fix = f"add it: {variable}={','.join((*settings.cors_allow_origins, origin))}"
+def _origin_problem(policy: CORSPolicy, origin: str, variable: str) -> str:
+    listed = ", ".join(policy.entries) or "nothing"
+    fix = f"add it: {variable}={','.join((*policy.entries, origin))}"
     if origin == NULL:
         return (
             "the origin 'null' comes from sandboxed iframes, file: and data: pages, which any "
@@ -157,24 +160,43 @@ def _pattern_hint(pattern: OriginPattern, origin: str, host: str, fix: str) -> s
             f"for one or more labels): {fix}"
         )
     if host.endswith(f".{pattern.parent}"):
+        port = f"port {pattern.port}" if pattern.port else "the default port"
         return (
             f"origin {origin!r} is below {pattern.parent!r} but pattern {str(pattern)!r} "
-            f"requires the scheme {pattern.scheme!r} and "
-            f"{'port ' + str(pattern.port) if pattern.port else 'the default port'}: {fix}"
+            f"requires the scheme {pattern.scheme!r} and {port}: {fix}"
         )
     return ""
 
 
-def describe_policy(settings: Settings) -> list[str]:
-    """The effective policy, one ``VARIABLE  value`` line per field."""
+def describe_policies(settings: Settings) -> list[str]:
+    """The effective policies, one ``VARIABLE  value`` line per field."""
     rows = {
-        "cors_allow_origins": ", ".join(settings.cors_allow_origins) or "(none)",
-        "cors_allow_credentials": str(settings.cors_allow_credentials).lower(),
-        "cors_allow_methods": ", ".join(settings.cors_allow_methods),
-        "cors_allow_headers": ", ".join(settings.cors_allow_headers) or "(safelisted only)",
-        "cors_expose_headers": ", ".join(settings.cors_expose_headers) or "(none)",
-        "cors_max_age": str(settings.cors_max_age),
-        "cors_allow_private_network": str(settings.cors_allow_private_network).lower(),
+        Settings.policy_env_name(None, "allow_origins"): _listed(settings.cors_allow_origins),
+        Settings.policy_env_name(None, "allow_credentials"): _flag(settings.cors_allow_credentials),
+        Settings.policy_env_name(None, "allow_methods"): ", ".join(settings.cors_allow_methods),
+        Settings.policy_env_name(None, "allow_headers"): _listed(settings.cors_allow_headers),
+        Settings.policy_env_name(None, "expose_headers"): _listed(settings.cors_expose_headers),
+        Settings.policy_env_name(None, "max_age"): str(settings.cors_max_age),
+        Settings.env_name("cors_allow_private_network"): _flag(settings.cors_allow_private_network),
     }
-    width = max(len(Settings.env_name(name)) for name in rows)
-    return [f"  {Settings.env_name(name):<{width}}  {value}" for name, value in rows.items()]
+    for name, policy in settings.cors_path_policies.items():
+        for field_name, value in (
+            ("prefixes", _listed(policy.prefixes)),
+            ("allow_origins", _listed(policy.allow_origins)),
+            ("allow_credentials", _flag(policy.allow_credentials)),
+            ("allow_methods", ", ".join(policy.allow_methods)),
+            ("allow_headers", _listed(policy.allow_headers)),
+            ("expose_headers", _listed(policy.expose_headers)),
+            ("max_age", str(policy.max_age)),
+        ):
+            rows[Settings.policy_env_name(name, field_name)] = value
+    width = max(len(variable) for variable in rows)
+    return [f"  {variable:<{width}}  {value}" for variable, value in rows.items()]
+
+
+def _listed(values: Sequence[str]) -> str:
+    return ", ".join(values) or "(none)"
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"

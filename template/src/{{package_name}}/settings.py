@@ -10,12 +10,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
@@ -24,7 +33,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from .origins import WILDCARD, OriginError, parse_origin
+from .origins import NULL, WILDCARD, OriginError, parse_origin
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -91,6 +100,116 @@ def split_list(value: Any) -> Any:
     return items
 
 
+def origin_list(value: tuple[str, ...], environment: str | None = None) -> tuple[str, ...]:
+    """Normalized, de-duplicated origins; ValueError naming the first bad entry."""
+    try:
+        origins = [parse_origin(entry, environment=environment) for entry in value]
+    except OriginError as error:
+        raise ValueError(str(error)) from None
+    return tuple(dict.fromkeys(origins))
+
+
+def method_list(value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_token(method, "method").upper() for method in value))
+
+
+def header_list(value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_token(header, "header name") for header in value))
+
+
+def credentials_problem(
+    origins: tuple[str, ...], expose: tuple[str, ...], names: tuple[str, str, str]
+) -> str | None:
+    """What is wrong with credentials on, given the origins and exposed headers, if anything.
+
+    ``names`` are how the message calls the origins, credentials and expose fields.
+    """
+    origins_name, credentials_name, expose_name = names
+    if WILDCARD in origins:
+        return (
+            f"{origins_name} contains '*' while {credentials_name} is true: browsers refuse "
+            "that combination, and reflecting every origin would let any site read your "
+            "users' data; list the origins, or turn credentials off"
+        )
+    if WILDCARD in expose:
+        return (
+            f"{expose_name} contains '*' while {credentials_name} is true: with credentials "
+            "browsers read '*' as a header named '*' and expose nothing; list the header names"
+        )
+    return None
+
+
+def path_prefix(value: str) -> str:
+    """A path prefix such as ``/public``, without a trailing ``/``."""
+    text = value.strip()
+    if not text.startswith("/"):
+        raise ValueError(f"{text!r} is not a path prefix: start it with '/', as in '/public'")
+    if any(char in "?#*" or char.isspace() for char in text):
+        raise ValueError(
+            f"{text!r} is not a plain path prefix: no query, fragment, '*' or spaces, "
+            "as in '/public'"
+        )
+    prefix = text.rstrip("/")
+    if not prefix:
+        raise ValueError("'/' covers every path: put those settings in the default policy instead")
+    return prefix
+
+
+LIST_FIELDS = ("prefixes", "allow_origins", "allow_methods", "allow_headers", "expose_headers")
+
+
+class PathPolicy(BaseModel):
+    """A CORS policy for the paths under ``prefixes``; the longest matching prefix wins.
+
+    Set from the environment as ``CORS_PATH_POLICIES__<NAME>__<FIELD>``, for example
+    ``CORS_PATH_POLICIES__PUBLIC__ALLOW_ORIGINS=*``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prefixes: Annotated[tuple[str, ...], NoDecode] = Field(min_length=1)
+    allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    allow_credentials: bool = False
+    allow_methods: Annotated[tuple[str, ...], NoDecode] = ("GET",)
+    allow_headers: Annotated[tuple[str, ...], NoDecode] = ()
+    expose_headers: Annotated[tuple[str, ...], NoDecode] = ()
+    max_age: int = Field(default=600, ge=0, le=86400)
+
+    @field_validator(*LIST_FIELDS, mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return split_list(value)
+
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(path_prefix(prefix) for prefix in value))
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return origin_list(value)
+
+    @field_validator("allow_methods")
+    @classmethod
+    def _methods(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return method_list(value)
+
+    @field_validator("allow_headers", "expose_headers")
+    @classmethod
+    def _headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return header_list(value)
+
+    @model_validator(mode="after")
+    def _credentials_rules(self) -> PathPolicy:
+        if self.allow_credentials:
+            names = ("ALLOW_ORIGINS", "ALLOW_CREDENTIALS", "EXPOSE_HEADERS")
+            problem = credentials_problem(self.allow_origins, self.expose_headers, names)
+            if problem:
+                raise ValueError(problem)
+        return self
+
+
 class Settings(BaseSettings):
     """Service settings. Every CORS field can be set by the variable of the same name."""
 
@@ -99,6 +218,7 @@ class Settings(BaseSettings):
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
+        env_nested_delimiter="__",
         populate_by_name=True,
         frozen=True,
     )
@@ -113,6 +233,7 @@ class Settings(BaseSettings):
     cors_expose_headers: Annotated[tuple[str, ...], NoDecode] = ()
     cors_max_age: int = Field(default=600, ge=0, le=86400)
     cors_allow_private_network: bool = False
+    cors_path_policies: dict[str, PathPolicy] = {}
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     @classmethod
@@ -153,41 +274,65 @@ class Settings(BaseSettings):
     @field_validator("cors_allow_origins")
     @classmethod
     def _valid_origins(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-        environment = info.data.get("environment")
-        try:
-            origins = [parse_origin(entry, environment=environment) for entry in value]
-        except OriginError as error:
-            raise ValueError(str(error)) from None
-        return tuple(dict.fromkeys(origins))
+        return origin_list(value, info.data.get("environment"))
 
     @field_validator("cors_allow_methods")
     @classmethod
     def _upper_methods(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(_token(method, "method").upper() for method in value))
+        return method_list(value)
 
     @field_validator("cors_allow_headers", "cors_expose_headers")
     @classmethod
     def _header_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(_token(header, "header name") for header in value))
+        return header_list(value)
+
+    @field_validator("cors_path_policies")
+    @classmethod
+    def _policy_names(cls, value: dict[str, PathPolicy]) -> dict[str, PathPolicy]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(
+                    f"path policy name {name!r} is not usable: use lower-case letters, "
+                    "digits and '_', starting with a letter, as in 'public'"
+                )
+        return value
 
     @model_validator(mode="after")
-    def _credentials_rules(self) -> Settings:
-        if not self.cors_allow_credentials:
-            return self
-        if WILDCARD in self.cors_allow_origins:
-            raise ValueError(
-                f"{self.env_name('cors_allow_origins')} contains '*' while "
-                f"{self.env_name('cors_allow_credentials')} is true: browsers refuse that "
-                "combination, and reflecting every origin would let any site read your users' "
-                "data; list the origins, or turn credentials off"
+    def _cross_field_rules(self) -> Settings:
+        if self.cors_allow_credentials:
+            names = (
+                self.policy_env_name(None, "allow_origins"),
+                self.policy_env_name(None, "allow_credentials"),
+                self.policy_env_name(None, "expose_headers"),
             )
-        if WILDCARD in self.cors_expose_headers:
-            raise ValueError(
-                f"{self.env_name('cors_expose_headers')} contains '*' while "
-                f"{self.env_name('cors_allow_credentials')} is true: with credentials browsers "
-                "read '*' as a header named '*' and expose nothing; list the header names"
-            )
+            problem = credentials_problem(self.cors_allow_origins, self.cors_expose_headers, names)
+            if problem:
+                raise ValueError(problem)
+        owners: dict[str, str] = {}
+        for name, policy in self.cors_path_policies.items():
+            if self.environment == "production" and NULL in policy.allow_origins:
+                raise ValueError(
+                    f"{self.policy_env_name(name, 'allow_origins')} contains 'null', which is "
+                    "refused in production: any site can send it; list the real origins instead"
+                )
+            for prefix in policy.prefixes:
+                if prefix in owners:
+                    raise ValueError(
+                        f"the path prefix {prefix!r} is in both {owners[prefix]!r} and {name!r} "
+                        f"path policies ({self.env_name('cors_path_policies')}): keep it in one"
+                    )
+                owners[prefix] = name
         return self
+
+    @classmethod
+    def policy_env_name(cls, policy: str | None, field: str) -> str:
+        """The variable that sets ``field`` (such as ``allow_origins``) of a policy.
+
+        ``policy`` None is the default policy.
+        """
+        if policy is None:
+            return cls.env_name(f"cors_{field}")
+        return cls.env_name(f"cors_path_policies__{policy}__{field}")
 
     @classmethod
     def env_name(cls, field: str) -> str:
@@ -245,7 +390,7 @@ def describe(error: ValidationError) -> str:
         if not problem["loc"]:
             lines.append(f"  {message}")
             continue
-        field = str(problem["loc"][0])
+        field = "__".join(str(part) for part in problem["loc"] if not isinstance(part, int))
         name = Settings.env_name("environment" if field == ENVIRONMENT_VARIABLE else field)
         value = problem["input"]
         shown = value if isinstance(value, str) else json.dumps(value)
