@@ -81,8 +81,7 @@ def explain_command(arguments: argparse.Namespace) -> int:
     print(f"Effective policy of {arguments.env} (settings.toml, environment and .env applied):")
     print("\n".join(describe_policies(settings)))
     print(
-        f"Request: origin {verdict.origin}, {arguments.method.upper()} {arguments.path}, "
-        f"headers {headers}"
+        f"Request: origin {verdict.origin}, {arguments.method} {arguments.path}, headers {headers}"
     )
     print(f"Decided by {verdict.policy}")
     for note in verdict.notes:

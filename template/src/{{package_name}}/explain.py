@@ -58,6 +58,23 @@ def origin_of(text: str) -> tuple[str, list[str]]:
     return origin, notes
 
 
+# Fetch upper-cases these method names and sends every other name exactly as written.
+NORMALIZED_METHODS = frozenset({"DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"})
+
+
+def sent_method(method: str) -> tuple[str, list[str]]:
+    """The method as a browser sends it, and a note when that differs from the input."""
+    given = method.strip()
+    if given.upper() in NORMALIZED_METHODS:
+        return given.upper(), []
+    if given != given.upper():
+        return given, [
+            f"browsers send the method {given!r} exactly as written (only DELETE, GET, HEAD, "
+            f"OPTIONS, POST and PUT are upper-cased): write {given.upper()!r} in the page"
+        ]
+    return given, []
+
+
 def policy_label(policies: CORSPolicies, path: str) -> tuple[str | None, str]:
     """The name of the policy for ``path`` (None: default) and how to call it."""
     prefix = policies.prefix_for(path)
@@ -80,7 +97,8 @@ def explain(
     name, label = policy_label(policies, path)
     policy = policies.for_path(path)
     origin, notes = origin_of(origin_text)
-    method = method.strip().upper()
+    method, method_note = sent_method(method)
+    notes += method_note
 
     def variable(field_name: str) -> str:
         return Settings.policy_env_name(name, field_name)
