@@ -7,11 +7,11 @@ the generated project's own tool chain (uv sync, pytest, ruff, mypy).
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tomllib
 import yaml
 
 from .conftest import SHARED_ANSWERS, render, run

@@ -34,6 +34,7 @@ def refusal(template: Path, tmp_path: Path, data: dict[str, Any]) -> str:
         ({"project_name": "  "}, "must not be empty"),
         ({"package_name": "Orders-API"}, "'Orders-API' is not a valid package name"),
         ({"package_name": "2fast"}, "start with a lower-case letter"),
+        ({"package_name": "billing_"}, "do not end with _"),
         ({"package_name": "class"}, "is a Python keyword"),
         ({"package_name": "fastapi"}, "would shadow a module"),
         ({"environments": []}, "at least one environment"),

@@ -1,0 +1,749 @@
+"""Journey 7: deploy. The image recipe, the production command with several workers, the
+Kubernetes manifests (the ``kubernetes`` answer) and the generated project's CI workflow.
+
+No Docker engine is needed: the image's build stage is replayed with the same ``uv sync``
+commands into an environment of its own, and the image's ``CMD`` and ``HEALTHCHECK`` run
+from there, on 127.0.0.1, in an empty working directory as in the runtime stage.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import SHARED_ANSWERS, render
+
+EXAMPLE = yaml.safe_load(SHARED_ANSWERS.read_text(encoding="utf-8"))
+ANSWER_SETS: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "example": {**EXAMPLE, "kubernetes": True},
+    "prefixed": {
+        "project_name": "Billing",
+        "package_name": "billing_api",
+        "environments": ["development", "test", "staging", "production"],
+        "env_prefix": "billing_",
+        "test_origins": "",
+        "production_origins": "*",
+        "cors_allow_headers": [],
+        "cors_public_paths": "/public, /status/",
+        "kubernetes": True,
+    },
+    "no-production": {"environments": ["development", "test"], "test_origins": ""},
+}
+WITH_KUBERNETES = [name for name, data in ANSWER_SETS.items() if data.get("kubernetes")]
+BIN = Path(sys.executable).parent
+BAD_ORIGIN = "http://localhost:3000/app"
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
+DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
+
+
+@pytest.fixture(scope="session")
+def projects(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("deploy")
+    return {name: render(template_repo, root / name, data) for name, data in ANSWER_SETS.items()}
+
+
+# --- Reading the generated files -----------------------------------------------------
+
+
+def instructions(dockerfile: Path) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, with continuation lines joined and comments dropped."""
+    result: list[tuple[str, str]] = []
+    pending = ""
+    for line in dockerfile.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        keyword, _, arguments = (pending + stripped).partition(" ")
+        result.append((keyword.upper(), arguments.strip()))
+        pending = ""
+    return result
+
+
+def final_stage(dockerfile: Path) -> list[tuple[str, str]]:
+    steps = instructions(dockerfile)
+    last_from = max(index for index, (keyword, _) in enumerate(steps) if keyword == "FROM")
+    return steps[last_from:]
+
+
+def cmd_of(dockerfile: Path) -> list[str]:
+    [cmd] = [arguments for keyword, arguments in final_stage(dockerfile) if keyword == "CMD"]
+    return list(json.loads(cmd))
+
+
+def healthcheck_of(dockerfile: Path) -> list[str]:
+    [check] = [args for keyword, args in final_stage(dockerfile) if keyword == "HEALTHCHECK"]
+    return list(json.loads(check.split(" CMD ", 1)[1]))
+
+
+def image_python(dockerfile: Path) -> tuple[int, int]:
+    [argument] = [args for keyword, args in instructions(dockerfile) if keyword == "ARG"]
+    match = re.fullmatch(r"PYTHON_IMAGE=python:(\d+)\.(\d+)-slim", argument)
+    assert match, argument
+    return int(match[1]), int(match[2])
+
+
+def oldest_python(project: Path) -> tuple[int, int]:
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    match = re.fullmatch(r">=\s*(\d+)\.(\d+)", pyproject["project"]["requires-python"])
+    assert match, pyproject["project"]["requires-python"]
+    return int(match[1]), int(match[2])
+
+
+def profiles(project: Path) -> tuple[str, dict[str, dict[str, Any]]]:
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    package = pyproject["tool"]["uv"]["build-backend"]["module-name"]
+    data = tomllib.loads((project / "src" / package / "settings.toml").read_text())
+    return data["service"]["env_prefix"], data["environments"]
+
+
+def profile_variables(prefix: str, profile: dict[str, Any]) -> dict[str, Any]:
+    """The environment variable of each profile field; tables nest with ``__``."""
+    variables: dict[str, Any] = {}
+    for field, value in profile.items():
+        if isinstance(value, dict):
+            for name, table in value.items():
+                for key, item in table.items():
+                    variables[f"{prefix}{field}__{name}__{key}".upper()] = item
+        else:
+            variables[f"{prefix}{field}".upper()] = value
+    return variables
+
+
+def load_yaml_documents(path: Path) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc]
+
+
+def render_overlay(overlay: Path) -> list[dict[str, Any]]:
+    """What ``kustomize build`` makes of an overlay, for the features these manifests use:
+    resources (files or directories with a kustomization) and strategic-merge patches of
+    a ConfigMap's data. Anything else is refused, so a new feature needs a new rule here.
+    """
+    kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    assert set(kustomization) <= {"apiVersion", "kind", "resources", "patches"}, kustomization
+    documents: list[dict[str, Any]] = []
+    for resource in kustomization.get("resources", []):
+        path = (overlay / resource).resolve()
+        documents += render_overlay(path) if path.is_dir() else load_yaml_documents(path)
+    for patch in kustomization.get("patches", []):
+        assert set(patch) == {"path"}, patch
+        [change] = load_yaml_documents(overlay / patch["path"])
+        assert change["kind"] == "ConfigMap" and set(change) == {
+            "apiVersion",
+            "kind",
+            "metadata",
+            "data",
+        }, change
+        [target] = [
+            doc
+            for doc in documents
+            if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == change["metadata"]["name"]
+        ]
+        target["data"] = {**target.get("data", {}), **change["data"]}
+    return documents
+
+
+def overlays(project: Path) -> dict[str, Path]:
+    return {path.name: path for path in sorted((project / "deploy" / "overlays").iterdir())}
+
+
+def by_kind(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    kinds = {doc["kind"]: doc for doc in documents}
+    assert len(kinds) == len(documents), "one resource of each kind expected"
+    return kinds
+
+
+def configmap_environment(project: Path, environment: str) -> dict[str, str]:
+    return dict(by_kind(render_overlay(overlays(project)[environment]))["ConfigMap"]["data"])
+
+
+# --- The image recipe ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answers", ["example", "prefixed"])
+def test_dockerfile_passes_hadolint(projects: dict[str, Path], answers: str) -> None:
+    result = subprocess.run(
+        [str(BIN / "hadolint"), "Dockerfile"],
+        cwd=projects[answers],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Not even a warning or an info: a rule worth breaking needs an inline ignore with its reason.
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", ""), result.stdout
+
+
+def test_hadolint_does_report_problems(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM python:latest\nRUN pip install uv\nCMD fastapi run\n")
+    result = subprocess.run(
+        [str(BIN / "hadolint"), str(dockerfile)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
+    assert "DL3007" in result.stdout and "DL3013" in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize("answers", ["plain", "example", "prefixed"])
+def test_image_recipe(projects: dict[str, Path], answers: str) -> None:
+    project = projects[answers]
+    dockerfile = project / "Dockerfile"
+    steps = instructions(dockerfile)
+    stages = [arguments for keyword, arguments in steps if keyword == "FROM"]
+    assert len(stages) == 2 and stages[0].endswith(" AS build"), stages
+    syncs = [args for keyword, args in steps if keyword == "RUN" and "uv sync" in args]
+    assert syncs and all("--no-dev" in command for command in syncs), syncs
+    assert "--no-editable" in syncs[-1]
+    [uv] = [arguments for keyword, arguments in steps if "astral-sh/uv" in arguments]
+    assert re.fullmatch(r"--from=ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+ /uv \S+", uv), uv
+
+    runtime = final_stage(dockerfile)
+    [user] = [arguments for keyword, arguments in runtime if keyword == "USER"]
+    assert re.fullmatch(r"[1-9]\d*:[1-9]\d*", user), user
+    copies = [arguments for keyword, arguments in runtime if keyword == "COPY"]
+    assert copies == ["--from=build /app/.venv /app/.venv"], "the runtime gets the environment only"
+
+    health = healthcheck_of(dockerfile)
+    assert health[:2] == ["python", "-c"] and "/health" in health[2]
+    script = cmd_of(dockerfile)[2]
+    assert "fastapi run" in script and '--workers "${WEB_CONCURRENCY:-2}"' in script, script
+    assert image_python(dockerfile) >= oldest_python(project)
+
+
+@pytest.mark.parametrize(
+    ("answers", "expected"), [("example", "production"), ("no-production", "test")]
+)
+def test_image_defaults_to_the_most_production_like_environment(
+    projects: dict[str, Path], answers: str, expected: str
+) -> None:
+    runtime = dict(final_stage(projects[answers] / "Dockerfile"))
+    assert f"ENVIRONMENT={expected} " in runtime["ENV"], runtime["ENV"]
+
+
+def test_dockerignore_keeps_local_state_out_of_the_image(projects: dict[str, Path]) -> None:
+    patterns = [
+        line
+        for line in (projects["example"] / ".dockerignore").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
+    for excluded in (".git/", ".venv/", ".env*", "tests/", "deploy/", ".github/"):
+        assert excluded in patterns, excluded
+    sources = {
+        name
+        for keyword, arguments in instructions(projects["example"] / "Dockerfile")
+        if keyword == "COPY" and not arguments.startswith("--from")
+        for name in arguments.split()[:-1]
+    }
+    assert sources == {"pyproject.toml", "uv.lock*", "README.md", "src"}
+    for source in sources:
+        assert not any(pattern.rstrip("/") == source for pattern in patterns), source
+
+
+# --- The production command, as the image runs it ------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_environment(**extra: str) -> dict[str, str]:
+    environment = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("VIRTUAL_ENV", "UV_PROJECT", "PYTEST_"))
+        and key not in {"ENVIRONMENT", "PORT", "WEB_CONCURRENCY", "PYTHONPATH", "PYTHONHOME"}
+        and "CORS_" not in key
+        and not key.lower().endswith("_proxy")  # every request here goes to 127.0.0.1
+    }
+    environment.update(extra)
+    return environment
+
+
+@pytest.fixture(scope="session")
+def image_root(projects: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The image's build stage, replayed: the COPY'd files and the same ``uv sync`` runs."""
+    project = projects["example"]
+    root = tmp_path_factory.mktemp("image")
+    context = root / "src-build"
+    context.mkdir()
+    variables: dict[str, str] = {}
+    stages = 0
+    for keyword, arguments in instructions(project / "Dockerfile"):
+        stages += keyword == "FROM"
+        if stages > 1:
+            break  # the runtime stage starts here
+        if keyword == "COPY" and not arguments.startswith("--from"):
+            for pattern in arguments.split()[:-1]:
+                for source in project.glob(pattern):
+                    if source.is_dir():
+                        shutil.copytree(source, context / source.name)
+                    else:
+                        shutil.copy2(source, context / source.name)
+        if keyword == "ENV":
+            variables.update(pair.split("=", 1) for pair in shlex.split(arguments))
+        if keyword == "RUN" and "uv sync" in arguments:
+            command = shlex.split(arguments.split("uv sync", 1)[1])
+            environment = clean_environment(**variables)
+            environment["UV_PROJECT_ENVIRONMENT"] = str(root / "app" / ".venv")
+            result = subprocess.run(
+                ["uv", "sync", "--quiet", *command],
+                cwd=context,
+                env=environment,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
+            assert result.returncode == 0, result.stderr
+    assert variables["UV_PROJECT_ENVIRONMENT"] == "/app/.venv"
+    shutil.rmtree(context)  # the runtime stage has the environment only
+    (root / "app" / "workdir").mkdir()
+    return root
+
+
+def runtime_environment(image: Path, **extra: str) -> dict[str, str]:
+    venv_bin = image / "app" / ".venv" / "bin"
+    return clean_environment(PATH=f"{venv_bin}{os.pathsep}{os.environ['PATH']}", **extra)
+
+
+@contextmanager
+def started(
+    command: list[str], cwd: Path, env: Mapping[str, str], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start a server in its own process group, output to ``log``; always stop the group."""
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=dict(env), stdout=output, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        else:
+            with suppress(ProcessLookupError):  # workers left behind by a parent that died
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def request(
+    url: str, method: str = "GET", headers: Mapping[str, str] | None = None
+) -> tuple[int, dict[str, str]]:
+    req = urllib.request.Request(url, method=method, headers=dict(headers or {}))
+    try:
+        with DIRECT.open(req, timeout=5) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}
+
+
+def wait_until_healthy(
+    url: str, process: subprocess.Popen[bytes], log: Path, seconds: float
+) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        assert process.poll() is None, log.read_text()
+        try:
+            if request(url)[0] == 200:
+                return time.monotonic() - start
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} not healthy after {seconds} s")
+
+
+def workers_of(pid: int) -> list[str]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    commands = [Path(f"/proc/{child}/cmdline").read_bytes().decode() for child in children]
+    return [command for command in commands if "spawn_main" in command]
+
+
+def production_cmd(project: Path) -> list[str]:
+    """The image's CMD, listening on 127.0.0.1 instead of every interface."""
+    command = cmd_of(project / "Dockerfile")
+    assert command[:2] == ["sh", "-c"] and command[2].count("--host 0.0.0.0") == 1, command
+    return [*command[:2], command[2].replace("--host 0.0.0.0", "--host 127.0.0.1")]
+
+
+@pytest.mark.slow
+def test_image_environment_has_no_dev_dependencies(image_root: Path) -> None:
+    script = (
+        "import importlib.metadata as m, json, orders_api; "
+        "print(json.dumps([sorted(d.metadata['Name'].lower() for d in m.distributions()), "
+        "orders_api.__file__]))"
+    )
+    result = subprocess.run(
+        ["python", "-c", script],
+        cwd=image_root / "app" / "workdir",
+        env=runtime_environment(image_root),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    installed, package_file = json.loads(result.stdout)
+    assert {"fastapi", "uvicorn", "pydantic-settings", "orders-api"} <= set(installed)
+    assert not {"pytest", "mypy", "ruff", "hypothesis"} & set(installed), installed
+    assert package_file.startswith(str(image_root / "app" / ".venv")), "installed, not editable"
+
+
+@pytest.mark.slow
+def test_production_command_serves_the_configmap_policy_with_two_workers(
+    projects: dict[str, Path], image_root: Path, tmp_path: Path
+) -> None:
+    """The container as the production overlay starts it: ConfigMap values as variables."""
+    project = projects["example"]
+    port = free_port()
+    variables = configmap_environment(project, "production")
+    assert variables["WEB_CONCURRENCY"] == "2"
+    environment = runtime_environment(image_root, PORT=str(port), **variables)
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "server.log"
+    workdir = image_root / "app" / "workdir"
+    with started(production_cmd(project), workdir, environment, log) as server:
+        ready = wait_until_healthy(f"{base}/health", server, log, seconds=60)
+        print(f"production command healthy after {ready:.1f} s")
+        assert len(workers_of(server.pid)) == 2
+
+        allowed = {"Origin": "https://orders.example.com"}
+        status, headers = request(f"{base}/health", headers=allowed)
+        assert status == 200
+        assert headers["access-control-allow-origin"] == "https://orders.example.com"
+        assert headers["access-control-allow-credentials"] == "true"
+
+        for refused in ("https://evil.example", "http://localhost:3000", "null"):
+            status, headers = request(f"{base}/health", headers={"Origin": refused})
+            assert status == 200 and "access-control-allow-origin" not in headers, refused
+
+        preflight = {
+            **allowed,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "authorization",
+        }
+        status, headers = request(f"{base}/health", method="OPTIONS", headers=preflight)
+        assert status == 200
+        assert headers["access-control-allow-origin"] == "https://orders.example.com"
+        assert "PUT" in headers["access-control-allow-methods"]
+        status, _ = request(
+            f"{base}/health",
+            method="OPTIONS",
+            headers={**preflight, "Origin": "https://evil.example"},
+        )
+        assert status == 400
+
+        healthcheck = subprocess.run(
+            healthcheck_of(project / "Dockerfile"), env=environment, timeout=10, check=False
+        )
+        assert healthcheck.returncode == 0
+    after = subprocess.run(
+        healthcheck_of(project / "Dockerfile"),
+        env=environment,
+        capture_output=True,
+        timeout=10,
+        check=False,
+    )
+    assert after.returncode != 0, "the HEALTHCHECK must fail when nothing answers"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", ["example"])
+def test_bad_cors_variable_stops_start_up(
+    projects: dict[str, Path], image_root: Path, answers: str, tmp_path: Path
+) -> None:
+    project = projects[answers]
+    environment = runtime_environment(
+        image_root,
+        ENVIRONMENT="production",
+        PORT=str(free_port()),
+        WEB_CONCURRENCY="2",
+        CORS_ALLOW_ORIGINS=BAD_ORIGIN,
+    )
+    log = tmp_path / "server.log"
+    start = time.monotonic()
+    workdir = image_root / "app" / "workdir"
+    with started(production_cmd(project), workdir, environment, log) as server:
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("start-up still running after 30 s: a crash loop?") from None
+    elapsed = time.monotonic() - start
+    output = log.read_text()
+    print(f"refused in {elapsed:.1f} s")
+    assert server.returncode == 1, output
+    assert output.count(f"CORS_ALLOW_ORIGINS={BAD_ORIGIN!r}") == 1, output
+    assert "use 'http://localhost:3000'" in output
+    assert "Uvicorn running" not in output, "no worker may start"
+
+
+@pytest.mark.slow
+def test_fastapi_run_alone_restarts_failing_workers(
+    projects: dict[str, Path], image_root: Path, tmp_path: Path
+) -> None:
+    """Why the CMD imports the app first: without that step the supervisor never gives up.
+
+    If this starts failing, `fastapi run --workers N` stops by itself on a bad variable and
+    the import step in the Dockerfile's CMD can go.
+    """
+    project = projects["example"]
+    environment = runtime_environment(
+        image_root, ENVIRONMENT="production", PORT=str(free_port()), CORS_ALLOW_ORIGINS=BAD_ORIGIN
+    )
+    script = production_cmd(project)[2]
+    command = shlex.split(
+        script[script.index("fastapi run") :].replace('"${WEB_CONCURRENCY:-2}"', "2")
+    )
+    log = tmp_path / "server.log"
+    with started(command, image_root / "app" / "workdir", environment, log) as server:
+        deadline = time.monotonic() + 30
+        # uvicorn logs "Child process [PID] died" only when it is about to start another.
+        while " died" not in log.read_text() and time.monotonic() < deadline:
+            assert server.poll() is None, log.read_text()
+            time.sleep(0.2)
+        time.sleep(0.5)
+        assert server.poll() is None, "the supervisor gave up by itself"
+    output = log.read_text()
+    assert re.search(r"Child process \[\d+\] died", output), output
+    assert output.count("Invalid configuration") >= 2, output
+
+
+# --- Kubernetes ----------------------------------------------------------------------
+
+
+def test_kubernetes_manifests_are_opt_in(projects: dict[str, Path]) -> None:
+    assert not (projects["plain"] / "deploy").exists()
+    for answers in WITH_KUBERNETES:
+        project = projects[answers]
+        recorded = yaml.safe_load((project / ".copier-answers.yml").read_text())
+        assert recorded["kubernetes"] is True
+        assert list(overlays(project)) == sorted(recorded["environments"])
+        assert sorted(path.name for path in (project / "deploy" / "base").iterdir()) == [
+            "configmap.yaml",
+            "deployment.yaml",
+            "kustomization.yaml",
+            "service.yaml",
+        ]
+
+
+@pytest.mark.parametrize("answers", WITH_KUBERNETES)
+def test_every_overlay_passes_kubernetes_validate(
+    projects: dict[str, Path], answers: str, tmp_path: Path
+) -> None:
+    for environment, overlay in overlays(projects[answers]).items():
+        rendered = tmp_path / f"{environment}.yaml"
+        rendered.write_text(yaml.safe_dump_all(render_overlay(overlay)))
+        result = subprocess.run(
+            [str(BIN / "kubernetes-validate"), "--strict", str(rendered)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stdout.count(" passed for resource ") == 3, result.stdout
+
+
+def test_kubernetes_validate_refuses_a_broken_manifest(
+    projects: dict[str, Path], tmp_path: Path
+) -> None:
+    documents = render_overlay(overlays(projects["example"])["production"])
+    container = by_kind(documents)["Deployment"]["spec"]["template"]["spec"]["containers"][0]
+    container["readinesProbe"] = container.pop("readinessProbe")  # a typo
+    rendered = tmp_path / "broken.yaml"
+    rendered.write_text(yaml.safe_dump_all(documents))
+    result = subprocess.run(
+        [str(BIN / "kubernetes-validate"), "--strict", str(rendered)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode != 0 and "readinesProbe" in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
+@pytest.mark.parametrize("answers", WITH_KUBERNETES)
+def test_overlay_rendering_agrees_with_kustomize(projects: dict[str, Path], answers: str) -> None:
+    for overlay in overlays(projects[answers]).values():
+        result = subprocess.run(
+            ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=False
+        )
+        assert result.returncode == 0, result.stderr
+        expected = by_kind([doc for doc in yaml.safe_load_all(result.stdout) if doc])
+        assert by_kind(render_overlay(overlay)) == expected
+
+
+@pytest.mark.parametrize("answers", WITH_KUBERNETES)
+def test_manifests_fit_together_and_with_the_image(projects: dict[str, Path], answers: str) -> None:
+    project = projects[answers]
+    runtime = final_stage(project / "Dockerfile")
+    uid = int(dict(runtime)["USER"].split(":")[0])
+    port = int(dict(runtime)["EXPOSE"])
+    for overlay in overlays(project).values():
+        kinds = by_kind(render_overlay(overlay))
+        deployment, service, configmap = kinds["Deployment"], kinds["Service"], kinds["ConfigMap"]
+        pod = deployment["spec"]["template"]
+        [container] = pod["spec"]["containers"]
+        labels = pod["metadata"]["labels"]
+        assert deployment["spec"]["selector"]["matchLabels"] == labels
+        assert service["spec"]["selector"] == labels
+        assert pod["spec"]["securityContext"]["runAsUser"] == uid
+        assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+        [container_port] = container["ports"]
+        assert container_port["containerPort"] == port
+        health = {"path": "/health", "port": container_port["name"]}
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"] == health
+        assert service["spec"]["ports"][0]["targetPort"] == container_port["name"]
+        assert container["envFrom"] == [{"configMapRef": {"name": configmap["metadata"]["name"]}}]
+        for resource in (deployment, service, configmap):
+            assert DNS_LABEL.match(resource["metadata"]["name"]), resource["metadata"]["name"]
+
+
+@pytest.mark.parametrize("answers", WITH_KUBERNETES)
+def test_overlay_configmaps_carry_each_environment_profile(
+    projects: dict[str, Path], answers: str
+) -> None:
+    project = projects[answers]
+    prefix, environments = profiles(project)
+    assert prefix == prefix.upper()
+    assert list(overlays(project)) == sorted(environments)
+    for environment, profile in environments.items():
+        data = configmap_environment(project, environment)
+        assert all(isinstance(value, str) for value in data.values()), data
+        assert data.pop("ENVIRONMENT") == environment
+        assert data.pop("WEB_CONCURRENCY") == "2"
+        expected = profile_variables(prefix, profile)
+        assert set(data) == set(expected), data
+        for field, value in expected.items():
+            text = data[field]
+            if isinstance(value, list):
+                assert (text.split(",") if text else []) == value, field
+            elif isinstance(value, bool):
+                assert text == str(value).lower(), field
+            else:
+                assert text == str(value), field
+
+
+@pytest.mark.slow
+def test_configmap_values_are_accepted_by_the_service(
+    projects: dict[str, Path], image_root: Path
+) -> None:
+    """Each overlay's variables, loaded by the service's own settings, allow its origins."""
+    project = projects["example"]
+    script = """
+import asyncio, json, sys
+import httpx
+from orders_api.main import create_app
+
+async def main(origins):
+    transport = httpx.ASGITransport(app=create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        result = {}
+        for origin in origins:
+            response = await client.get("/health", headers={"Origin": origin})
+            result[origin] = response.headers.get("access-control-allow-origin")
+        return result
+
+print(json.dumps(asyncio.run(main(sys.argv[1:]))))
+"""
+    for environment in overlays(project):
+        variables = configmap_environment(project, environment)
+        configured = variables["CORS_ALLOW_ORIGINS"].split(",")
+        samples = [origin.replace("*", "branch-1") for origin in configured]
+        result = subprocess.run(
+            ["python", "-c", script, *samples, "https://evil.example"],
+            cwd=image_root / "app" / "workdir",
+            env=runtime_environment(image_root, **variables),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        allowed = json.loads(result.stdout)
+        assert allowed.pop("https://evil.example") is None
+        assert allowed == {origin: origin for origin in samples}, environment
+
+
+# --- CI workflow of the generated project --------------------------------------------
+
+
+@pytest.mark.parametrize("answers", ["plain", "prefixed"])
+def test_ci_workflow_matches_the_github_actions_schema(
+    projects: dict[str, Path], answers: str
+) -> None:
+    workflow = projects[answers] / ".github" / "workflows" / "ci.yml"
+    result = subprocess.run(
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            str(workflow),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ci_workflow_runs_the_project_checks_on_the_oldest_python(
+    projects: dict[str, Path],
+) -> None:
+    project = projects["prefixed"]
+    workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
+    check = workflow["jobs"]["check"]
+    major, minor = oldest_python(project)
+    assert check["env"]["UV_PYTHON"] == f"{major}.{minor}"
+    commands = [step.get("run") for step in check["steps"]]
+    for expected in (
+        "uv sync",
+        "uv run ruff check .",
+        "uv run ruff format --check .",
+        "uv run mypy",
+        "uv run pytest",
+    ):
+        assert expected in commands, expected
+    image_steps = "\n".join(step.get("run", "") for step in workflow["jobs"]["image"]["steps"])
+    assert "docker build" in image_steps
+    assert "BILLING_CORS_ALLOW_ORIGINS=" in image_steps, "the bad variable must carry the prefix"
+
+
+# --- README --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("answers", ["plain", "example"])
+def test_readme_documents_the_deployment(projects: dict[str, Path], answers: str) -> None:
+    project = projects[answers]
+    readme = (project / "README.md").read_text()
+    deploy = readme.index("## Deploy")
+    assert deploy < readme.index("## Change an answer later")
+    section = readme[deploy : readme.index("\n## ", deploy + 1)]
+    assert "docker build" in section and "docker run" in section
+    assert "--workers" in section
+    assert "environment variables" in section
+    assert ("kubectl apply -k deploy/overlays/" in section) == (answers == "example")
