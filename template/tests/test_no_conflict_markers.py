@@ -1,0 +1,78 @@
+"""No unresolved conflict is committed.
+
+``copier update`` writes a hunk that both you and the template changed between two
+marker lines, labelled "before updating" (yours) and "after updating" (the template's);
+a git merge labels them with branch names. This test fails, naming every file and line,
+until each such hunk is resolved: keep the lines you want and delete the marker lines.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+# Seven '<' or '>' at the start of a line, then a label or nothing. A lone "=======" is
+# left alone: it is also a Markdown and reStructuredText underline.
+MARKER = re.compile(r"^(?:<{7}|>{7})(?: |$)")
+
+# Walked only outside a git work tree: tool caches and environments, never sources.
+NOT_SOURCES = frozenset(
+    {
+        ".git",
+        ".venv",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "__pycache__",
+        "build",
+        "dist",
+        "node_modules",
+    }
+)
+
+
+def project_files() -> list[Path]:
+    """Files git tracks or would track (not ignored); every source file outside git."""
+    git = shutil.which("git")
+    if git is not None:
+        # Fixed arguments and the git found on PATH: nothing untrusted reaches the call.
+        listed = subprocess.run(  # noqa: S603
+            [git, "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+            cwd=PROJECT,
+            capture_output=True,
+            check=False,
+        )
+        if listed.returncode == 0:
+            tracked = dict.fromkeys(listed.stdout.decode("utf-8").split("\0"))
+            return [PROJECT / name for name in tracked if name and (PROJECT / name).is_file()]
+    files = []
+    for directory, subdirectories, names in os.walk(PROJECT):
+        subdirectories[:] = [name for name in subdirectories if name not in NOT_SOURCES]
+        files += [Path(directory, name) for name in names]
+    return files
+
+
+def conflict_markers(path: Path) -> list[str]:
+    """``file:line: marker`` for each marker line of a text file; binary files have none."""
+    content = path.read_bytes()
+    if b"\0" in content:
+        return []
+    relative = path.relative_to(PROJECT).as_posix()
+    return [
+        f"{relative}:{number}: {line.rstrip()}"
+        for number, line in enumerate(content.decode("utf-8", "replace").splitlines(), 1)
+        if MARKER.match(line)
+    ]
+
+
+def test_no_conflict_markers_are_left() -> None:
+    found = [marker for path in project_files() for marker in conflict_markers(path)]
+    assert not found, (
+        "Unresolved conflict (from copier update or a git merge): keep the lines you want, "
+        "delete the marker lines, then run the tests again.\n" + "\n".join(found)
+    )
