@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -78,3 +79,13 @@ def run(cwd: Path, *command: str, env: Mapping[str, str] | None = None) -> str:
         f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     )
     return result.stdout
+
+
+def check_project(project: Path) -> None:
+    """Set up a generated project and run its own checks, as its owner would."""
+    run(project, "uv", "sync", "--quiet")
+    tests = run(project, "uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider")
+    assert re.search(r"\b\d+ passed\b", tests) and "skipped" not in tests, tests
+    run(project, "uv", "run", "--no-sync", "ruff", "check", ".")
+    run(project, "uv", "run", "--no-sync", "ruff", "format", "--check", ".")
+    run(project, "uv", "run", "--no-sync", "mypy")

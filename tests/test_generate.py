@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import SHARED_ANSWERS, render, run
+from .conftest import SHARED_ANSWERS, check_project, render
 
 EXAMPLE = yaml.safe_load(SHARED_ANSWERS.read_text(encoding="utf-8"))
 
@@ -148,9 +148,4 @@ def test_readme_tables_every_variable_per_environment(rendered: dict[str, Path])
 @pytest.mark.parametrize("answers", ANSWER_SETS)
 def test_generated_project_passes_its_own_checks(rendered: dict[str, Path], answers: str) -> None:
     project = rendered[answers]
-    run(project, "uv", "sync", "--quiet")
-    tests = run(project, "uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider")
-    assert re.search(r"\b\d+ passed\b", tests) and "skipped" not in tests, tests
-    run(project, "uv", "run", "--no-sync", "ruff", "check", ".")
-    run(project, "uv", "run", "--no-sync", "ruff", "format", "--check", ".")
-    run(project, "uv", "run", "--no-sync", "mypy")
+    check_project(project)

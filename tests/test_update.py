@@ -23,7 +23,7 @@ import copier
 import pytest
 import yaml
 
-from .conftest import copy_template, git, run
+from .conftest import check_project, copy_template, git, run
 
 ANSWERS: dict[str, Any] = {"project_name": "Orders API", "package_name": "orders_api"}
 PACKAGE = Path("src", "orders_api")
@@ -285,12 +285,7 @@ def test_updated_project_keeps_the_owners_work_and_passes_its_checks(
     assert NEW_ORIGIN in profiles(project)["production"]["cors_allow_origins"]
     commit(project, "Allow the new frontend")
 
-    run(project, "uv", "sync", "--quiet")
-    tests = run(project, "uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider")
-    assert re.search(r"\b\d+ passed\b", tests) and "skipped" not in tests, tests
-    run(project, "uv", "run", "--no-sync", "ruff", "check", ".")
-    run(project, "uv", "run", "--no-sync", "ruff", "format", "--check", ".")
-    run(project, "uv", "run", "--no-sync", "mypy")
+    check_project(project)
     preflights = run(project, "uv", "run", "--no-sync", "python", "-c", PREFLIGHT_SCRIPT)
     assert preflights.split() == [
         f"{NEW_ORIGIN}:200:{NEW_ORIGIN}",
