@@ -470,3 +470,17 @@ def test_deleted_generated_files_stay_deleted(template: Path, tmp_path: Path) ->
     assert (project / PACKAGE / "about.py").exists()  # the rest of v2 arrived
     changed = {line[3:] for line in status(project)}
     assert ".env.example" not in changed and "tests/test_health.py" not in changed
+
+
+def test_the_readme_command_that_changes_an_answer_works(template: Path, tmp_path: Path) -> None:
+    project = generate(template, tmp_path / "project")
+    lines = (project / "README.md").read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if "--vcs-ref :current:" in line)
+    command = lines[start].removesuffix("\\") + lines[start + 1]
+    assert command.startswith("copier update")
+    subprocess.run(
+        f"{sys.executable} -m {command}", shell=True, cwd=project, check=True, capture_output=True
+    )
+    production = profiles(project)["production"]["cors_allow_origins"]
+    assert production[-1] == "https://new.example.com"
+    assert recorded_answers(project)["_commit"] == "v1"
