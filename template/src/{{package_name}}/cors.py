@@ -45,6 +45,7 @@ class CORSPolicy:
     allow_private_network: bool = False
     origins: frozenset[str] = field(init=False)
     patterns: PatternSet = field(init=False)
+    any_origin: bool = field(init=False)
 
     def __post_init__(self) -> None:
         # Derived once here, so that the per-request lookups are ready-made.
@@ -52,6 +53,7 @@ class CORSPolicy:
         wild = PatternSet(OriginPattern.parse(entry) for entry in self.entries if is_pattern(entry))
         object.__setattr__(self, "origins", exact)
         object.__setattr__(self, "patterns", wild)
+        object.__setattr__(self, "any_origin", WILDCARD in exact)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CORSPolicy:
@@ -80,15 +82,11 @@ class CORSPolicy:
 
     @property
     def allows_any_origin(self) -> bool:
-        return WILDCARD in self.origins
+        return self.any_origin
 
     def allows_origin(self, origin: str) -> bool:
         """Whether a request carrying this ``Origin`` header may read the response."""
-        return (
-            self.allows_any_origin
-            or origin in self.origins
-            or self.patterns.match(origin) is not None
-        )
+        return self.any_origin or origin in self.origins or self.patterns.match(origin) is not None
 
     def allows_method(self, method: str) -> bool:
         return WILDCARD in self.allow_methods or method in self.allow_methods
@@ -159,6 +157,19 @@ class PolicyCORSMiddleware(CORSMiddleware):
         self.policy = policy
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Starlette's dispatch, plus the WebSocket handshake check it leaves out.
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            if (
+                scope["method"] == "OPTIONS"
+                and "origin" in headers
+                and "access-control-request-method" in headers
+            ):
+                response = self.preflight_response(request_headers=headers)
+                await response(scope, receive, send)
+            else:
+                await self.simple_response(scope, receive, send, request_headers=headers)
+            return
         if scope["type"] == "websocket":
             origin = Headers(scope=scope).get("origin")
             # Browsers always send Origin on a handshake; clients without one are not
@@ -167,7 +178,7 @@ class PolicyCORSMiddleware(CORSMiddleware):
                 log_refusal(f"WebSocket {scope['path']}", origin, "origin not allowed")
                 await send({"type": "websocket.close", "code": POLICY_VIOLATION, "reason": ""})
                 return
-        await super().__call__(scope, receive, send)
+        await self.app(scope, receive, send)
 
     def is_allowed_origin(self, origin: str) -> bool:
         return self.policy.allows_origin(origin)
@@ -190,18 +201,21 @@ class PolicyCORSMiddleware(CORSMiddleware):
         return response
 
     async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
-        origin = request_headers.get("origin")
-        if (
-            message["type"] == "http.response.start"
-            and origin is not None
-            and not self.is_allowed_origin(origin)
-        ):
-            # A refused origin gets no CORS header at all, only Vary for caches.
-            MutableHeaders(scope=message).add_vary_header("Origin")
-            log_refusal("request", origin, "origin not allowed")
-            await send(message)
-            return
-        await super().send(message, send, request_headers)
+        # Stock sends Access-Control-Allow-Credentials and exposed headers to refused
+        # origins too, and checks the origin twice; here it is checked once, and a refused
+        # origin gets no CORS header at all, only Vary for caches.
+        if message["type"] == "http.response.start":
+            origin = request_headers.get("origin")
+            message.setdefault("headers", [])
+            headers = MutableHeaders(scope=message)
+            if origin is not None and self.is_allowed_origin(origin):
+                headers.update(self.simple_headers)
+                if self.preflight_explicit_allow_origin:  # not a plain '*' policy
+                    headers["Access-Control-Allow-Origin"] = origin
+            elif origin is not None:
+                log_refusal("request", origin, "origin not allowed")
+            headers.add_vary_header("Origin")
+        await send(message)
 
 
 def log_refusal(kind: str, origin: str, reason: str) -> None:
