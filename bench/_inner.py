@@ -169,6 +169,16 @@ def layer_of(app: FastAPI) -> ASGIApp:
     return layer
 
 
+def cors_of(app: FastAPI) -> ASGIApp:
+    """The app's outermost middleware alone (its CORS middleware) around the no-op app.
+
+    For the generated app this leaves out the error middleware that ``create_app`` puts
+    inside the CORS middleware, a feature stock Starlette has no counterpart for.
+    """
+    outermost = app.user_middleware[0]
+    return outermost.cls(harness_app, *outermost.args, **outermost.kwargs)  # type: ignore[no-any-return]
+
+
 @dataclass
 class Case:
     """One app and one request, timed per request."""
@@ -219,12 +229,15 @@ def cases() -> list[Case]:
         found.append(Case(config, "preflight", app, request_scope("OPTIONS", origin), 200, origin))
         layer = layer_of(app)
         found.append(Case(config, "layer", layer, request_scope("GET", origin), 200, origin))
+        cors = cors_of(app)
+        found.append(Case(config, "cors", cors, request_scope("GET", origin), 200, origin))
 
     bare, origin = bare_app(), exact_origins(1)[-1]
     found.append(Case("bare", "simple", bare, request_scope("GET", origin), 200, None))
     # Without a CORS layer FastAPI routes the preflight to /health, which answers 405.
     found.append(Case("bare", "preflight", bare, request_scope("OPTIONS", origin), 405, None))
     found.append(Case("bare", "layer", harness_app, request_scope("GET", origin), 200, None))
+    found.append(Case("bare", "cors", harness_app, request_scope("GET", origin), 200, None))
     for count in ORIGIN_COUNTS:
         origins = exact_origins(count)
         add(f"stock/origins/{count}", stock_app(origins=origins), origins[-1])

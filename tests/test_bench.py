@@ -25,11 +25,13 @@ MATRIX_HEADER = [
     "simple GET, full app",
     "preflight, full app",
     "simple GET, layer alone",
+    "simple GET, CORS middleware alone",
 ]
 MEASUREMENTS = (
     "generate, in-process `copier.run_copy` (warm)",
     "generated test suite, `uv run pytest -q`",
     "generated vs stock, 1 origin, preflight",
+    "generated vs stock, 1 origin, simple (CORS middleware alone)",
     "generated, 10,000 vs 1 origin, simple (layer alone)",
     "stock, 10,000 vs 1 origin, preflight",
     "with the generated CORS layer",
