@@ -144,6 +144,7 @@ ORIGIN_TABLE = [
     "app.example.com",
     "ftp://a.example.com",
     "https://a b.example.com",
+    "https://a.example.com,https://b.example.com",
     "https://user@a.example.com",
     "https://a.example.com:0",
     "https://a.example.com:65536",

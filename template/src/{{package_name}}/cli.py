@@ -68,6 +68,10 @@ def show() -> int:
 
 
 def explain_command(arguments: argparse.Namespace) -> int:
+    if not arguments.path.startswith("/"):
+        raise OriginError(f"--path {arguments.path!r} must start with '/', as in '/public/items'")
+    if any(not header.strip() for header in arguments.header):
+        raise OriginError("--header needs a header name, as in --header Authorization")
     settings = load_settings(environment=arguments.env)
     verdict = explain(
         settings,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.middleware.cors import SAFELISTED_HEADERS, CORSMiddleware
+from starlette.middleware.cors import ALL_METHODS, SAFELISTED_HEADERS, CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -89,7 +89,9 @@ class CORSPolicy:
         return self.any_origin or origin in self.origins or self.patterns.match(origin) is not None
 
     def allows_method(self, method: str) -> bool:
-        return WILDCARD in self.allow_methods or method in self.allow_methods
+        # Starlette turns '*' into its fixed list of methods, compared case-sensitively.
+        allowed = ALL_METHODS if WILDCARD in self.allow_methods else self.allow_methods
+        return method in allowed
 
     def allows_header(self, header: str) -> bool:
         """Whether a preflight may ask for ``header`` (names compare case-insensitively)."""
@@ -171,13 +173,19 @@ class PolicyCORSMiddleware(CORSMiddleware):
                 await self.simple_response(scope, receive, send, request_headers=headers)
             return
         if scope["type"] == "websocket":
-            origin = Headers(scope=scope).get("origin")
+            headers = Headers(scope=scope)
+            origin = headers.get("origin")
             # Browsers always send Origin on a handshake; clients without one are not
             # browsers, so CORS does not apply to them (authenticate them as usual).
-            if origin is not None and not self.is_allowed_origin(origin):
-                log_refusal(f"WebSocket {scope['path']}", origin, "origin not allowed")
-                await send({"type": "websocket.close", "code": POLICY_VIOLATION, "reason": ""})
-                return
+            if origin is not None and origin != own_origin(scope, headers):
+                if not self.is_allowed_origin(origin):
+                    log_refusal(f"WebSocket {scope['path']}", origin, "origin not allowed")
+                    await send({"type": "websocket.close", "code": POLICY_VIOLATION, "reason": ""})
+                    return
+                if not self.allow_credentials:
+                    # Browsers send cookies on every handshake; a policy without
+                    # credentials must not let another site use them.
+                    scope = {**scope, "headers": without_credentials(scope["headers"])}
         await self.app(scope, receive, send)
 
     def is_allowed_origin(self, origin: str) -> bool:
@@ -218,8 +226,33 @@ class PolicyCORSMiddleware(CORSMiddleware):
         await send(message)
 
 
+def own_origin(scope: Scope, headers: Headers) -> str | None:
+    """The origin of the service itself, as a page it serves would send it."""
+    host = headers.get("host")
+    if host is None:
+        return None
+    scheme = "https" if scope.get("scheme") in ("wss", "https") else "http"
+    default_port = ":443" if scheme == "https" else ":80"
+    return f"{scheme}://{host.lower().removesuffix(default_port)}"
+
+
+CREDENTIAL_HEADERS = frozenset({b"cookie", b"authorization"})
+
+
+def without_credentials(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, value in headers if name.lower() not in CREDENTIAL_HEADERS]
+
+
+LOGGED_LENGTH = 200
+
+
 def log_refusal(kind: str, origin: str, reason: str) -> None:
-    """One record per refused request; %r keeps hostile header values on one line."""
+    """One record per refused request; %r keeps hostile header values on one line, and
+    long values are cut so that a request cannot write kilobytes to the log."""
+    if len(origin) > LOGGED_LENGTH:
+        origin = origin[:LOGGED_LENGTH] + "..."
+    if len(reason) > 2 * LOGGED_LENGTH:
+        reason = reason[: 2 * LOGGED_LENGTH] + "..."
     logger.info("CORS refused %s from origin %r: %s", kind, origin, reason)
 
 
@@ -240,9 +273,19 @@ class PathScopedCORSMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         name = None
         if scope["type"] in ("http", "websocket"):
-            name = self.policies.name_for(scope["path"])
+            name = self.policies.name_for(route_path(scope))
         middleware = self.default if name is None else self.named[name]
         await middleware(scope, receive, send)
+
+
+def route_path(scope: Scope) -> str:
+    """The path as routing sees it: without the ``root_path`` a proxy or
+    ``--root-path`` mounts the app under (as Starlette's router strips it)."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
+        return path[len(root) :]
+    return path
 
 
 def add_cors(app: FastAPI, policies: CORSPolicies) -> None:

@@ -113,9 +113,13 @@ def explain(
         notes.append("the browser sends a preflight (OPTIONS) first")
         if not policy.allows_method(method):
             methods = variable("allow_methods")
+            fix = (
+                f"write {method.upper()!r} in the page ({methods} is upper-cased)"
+                if method != method.upper()
+                else f"add it, e.g. {methods}={','.join((*policy.allow_methods, method))}"
+            )
             problems.append(
-                f"method {method} is not in {methods} ({', '.join(policy.allow_methods)}): "
-                f"add it, e.g. {methods}={','.join((*policy.allow_methods, method))}"
+                f"method {method} is not in {methods} ({', '.join(policy.allow_methods)}): {fix}"
             )
         for header in (h.strip() for h in headers if not policy.allows_header(h)):
             allowed = ", ".join(policy.allow_headers) or "none besides the safelisted ones"

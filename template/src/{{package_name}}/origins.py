@@ -124,6 +124,8 @@ def parse_origin(value: str, *, environment: str | None = None) -> str:
     entry = normalize_origin(raw)
     if raw == "":
         raise OriginError("an empty origin: remove the extra comma")
+    if "," in raw:
+        raise OriginError(f"{raw!r} contains a comma: list each origin as an entry of its own")
     if any(char.isspace() for char in raw):
         raise OriginError(
             f"{raw!r} contains a space: separate origins with commas and write each one "

@@ -31,6 +31,7 @@ from pydantic_settings import (
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
+    SettingsError,
 )
 
 from .origins import NULL, WILDCARD, OriginError, parse_origin
@@ -144,10 +145,10 @@ def path_prefix(value: str) -> str:
     text = value.strip()
     if not text.startswith("/"):
         raise ValueError(f"{text!r} is not a path prefix: start it with '/', as in '/public'")
-    if any(char in "?#*" or char.isspace() for char in text):
+    if any(char in "?#*%" or char.isspace() for char in text) or {".", ".."} & set(text.split("/")):
         raise ValueError(
-            f"{text!r} is not a plain path prefix: no query, fragment, '*' or spaces, "
-            "as in '/public'"
+            f"{text!r} is not a plain path prefix: no query, fragment, '*', '%', spaces or "
+            "dot segments, as in '/public'"
         )
     prefix = text.rstrip("/")
     if not prefix:
@@ -199,15 +200,6 @@ class PathPolicy(BaseModel):
     @classmethod
     def _headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return header_list(value)
-
-    @model_validator(mode="after")
-    def _credentials_rules(self) -> PathPolicy:
-        if self.allow_credentials:
-            names = ("ALLOW_ORIGINS", "ALLOW_CREDENTIALS", "EXPOSE_HEADERS")
-            problem = credentials_problem(self.allow_origins, self.expose_headers, names)
-            if problem:
-                raise ValueError(problem)
-        return self
 
 
 class Settings(BaseSettings):
@@ -310,6 +302,15 @@ class Settings(BaseSettings):
                 raise ValueError(problem)
         owners: dict[str, str] = {}
         for name, policy in self.cors_path_policies.items():
+            if policy.allow_credentials:
+                names = (
+                    self.policy_env_name(name, "allow_origins"),
+                    self.policy_env_name(name, "allow_credentials"),
+                    self.policy_env_name(name, "expose_headers"),
+                )
+                problem = credentials_problem(policy.allow_origins, policy.expose_headers, names)
+                if problem:
+                    raise ValueError(problem)
             if self.environment == "production" and NULL in policy.allow_origins:
                 raise ValueError(
                     f"{self.policy_env_name(name, 'allow_origins')} contains 'null', which is "
@@ -371,7 +372,16 @@ class ProfileSource(PydanticBaseSettingsSource):
         environment = state.get(ENVIRONMENT_VARIABLE, state.get("environment"))
         if environment is None:
             environment = SERVICE.default_environment
-        return dict(SERVICE.profiles.get(str(environment), {}))
+        profile = dict(SERVICE.profiles.get(str(environment), {}))
+        unknown = sorted(set(profile) - set(Settings.model_fields) - {"environment"})
+        if unknown:
+            # A misspelt key would otherwise be ignored, and its field silently default.
+            raise ConfigError(
+                "Invalid configuration; the service cannot start:\n  "
+                f"{SETTINGS_FILE.name}, [environments.{environment}]: unknown key "
+                f"{unknown[0]!r}; the keys are {', '.join(Settings.model_fields)}"
+            )
+        return profile
 
 
 def load_settings(**values: Any) -> Settings:
@@ -380,6 +390,14 @@ def load_settings(**values: Any) -> Settings:
         return Settings(**values)
     except ValidationError as error:
         raise ConfigError(describe(error)) from None
+    except SettingsError as error:
+        # pydantic-settings could not decode a variable (a JSON object such as
+        # CORS_PATH_POLICIES); its message names the field.
+        raise ConfigError(
+            f"Invalid configuration; the service cannot start:\n  {error}: write a JSON "
+            f"object, or set single fields such as "
+            f"{Settings.policy_env_name('public', 'prefixes')}=/public"
+        ) from None
 
 
 def describe(error: ValidationError) -> str:
@@ -394,6 +412,12 @@ def describe(error: ValidationError) -> str:
         name = Settings.env_name("environment" if field == ENVIRONMENT_VARIABLE else field)
         value = problem["input"]
         shown = value if isinstance(value, str) else json.dumps(value)
-        origin = "set in the environment" if name in os.environ else "from .env or settings.toml"
+        origin = "set in the environment" if _in_environment(name) else "from .env or settings.toml"
         lines.append(f"  {name}={shown!r} ({origin}): {message}")
     return "\n".join(lines)
+
+
+def _in_environment(name: str) -> bool:
+    """Whether the process environment sets ``name`` or a field below it (any case)."""
+    upper = name.upper()
+    return any(key.upper() == upper or key.upper().startswith(f"{upper}__") for key in os.environ)
