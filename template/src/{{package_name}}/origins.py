@@ -27,6 +27,9 @@ _HOST_NAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 _SUBDOMAINS = re.compile(rf"(?:{_LABEL}\.)+")
 _IPV6 = re.compile(r"^\[[0-9a-f:.]+\]$")
 _IPV4 = re.compile(r"^[0-9.]+$")
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4_CANONICAL = re.compile(rf"^{_OCTET}(\.{_OCTET}){{3}}$")
 _PORT = re.compile(r"^[1-9][0-9]{0,4}$")
 _LOCAL = re.compile(r"^(localhost|127\.0\.0\.1)([:/]|$)")
 
@@ -110,7 +113,8 @@ def normalize_origin(value: str) -> str:
     authority_end = next((i for i, char in enumerate(after) if char in "/?#"), len(after))
     authority, rest = after[:authority_end].lower(), after[authority_end:]
     default_port = DEFAULT_PORTS.get(scheme)
-    if default_port is not None and authority.endswith(f":{default_port}"):
+    one_port = authority.rsplit("]", 1)[-1].count(":") == 1  # not 'host:443:443'
+    if default_port is not None and one_port and authority.endswith(f":{default_port}"):
         authority = authority[: -len(f":{default_port}")]
     return f"{scheme}://{authority}{'' if rest == '/' else rest}"
 
@@ -205,6 +209,13 @@ def _check_structure(raw: str, entry: str) -> None:
         raise OriginError(
             f"{raw!r} has an invalid host name '{host}': use letters, digits and hyphens "
             "between dots"
+        )
+    numeric = _NUMERIC_LABEL.match(host.rsplit(".", 1)[-1])
+    if numeric and not host.startswith("*.") and not _IPV4_CANONICAL.match(host):
+        # Browsers read such a host as an IPv4 address and send it dotted, in decimal.
+        raise OriginError(
+            f"{raw!r} has a host that browsers read as an IPv4 address: write the address "
+            "as four decimal numbers from 0 to 255, as in 127.0.0.1"
         )
     if host.startswith("*."):
         parent = host[2:]
