@@ -29,7 +29,7 @@ _IPV6 = re.compile(r"^\[[0-9a-f:.]+\]$")
 _IPV4 = re.compile(r"^[0-9.]+$")
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-_IPV4_CANONICAL = re.compile(rf"^{_OCTET}(\.{_OCTET}){{3}}$")
+_IPV4_CANONICAL = re.compile("^" + r"\.".join([_OCTET] * 4) + "$")
 _PORT = re.compile(r"^[1-9][0-9]{0,4}$")
 _LOCAL = re.compile(r"^(localhost|127\.0\.0\.1)([:/]|$)")
 
