@@ -58,15 +58,7 @@ class CORSPolicy:
     @classmethod
     def from_settings(cls, settings: Settings) -> CORSPolicy:
         """The default policy: every path that no path policy claims."""
-        return cls(
-            entries=settings.cors_allow_origins,
-            allow_credentials=settings.cors_allow_credentials,
-            allow_methods=settings.cors_allow_methods,
-            allow_headers=settings.cors_allow_headers,
-            expose_headers=settings.cors_expose_headers,
-            max_age=settings.cors_max_age,
-            allow_private_network=settings.cors_allow_private_network,
-        )
+        return cls.from_path_policy(settings.default_policy, settings.cors_allow_private_network)
 
     @classmethod
     def from_path_policy(cls, policy: PathPolicy, allow_private_network: bool) -> CORSPolicy:

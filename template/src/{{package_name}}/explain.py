@@ -192,16 +192,9 @@ def _pattern_hint(pattern: OriginPattern, origin: str, host: str, fix: str) -> s
 
 def describe_policies(settings: Settings) -> list[str]:
     """The effective policies, one ``VARIABLE  value`` line per field."""
-    rows = {
-        Settings.policy_env_name(None, "allow_origins"): _listed(settings.cors_allow_origins),
-        Settings.policy_env_name(None, "allow_credentials"): _flag(settings.cors_allow_credentials),
-        Settings.policy_env_name(None, "allow_methods"): ", ".join(settings.cors_allow_methods),
-        Settings.policy_env_name(None, "allow_headers"): _listed(settings.cors_allow_headers),
-        Settings.policy_env_name(None, "expose_headers"): _listed(settings.cors_expose_headers),
-        Settings.policy_env_name(None, "max_age"): str(settings.cors_max_age),
-        Settings.env_name("cors_allow_private_network"): _flag(settings.cors_allow_private_network),
-    }
-    for name, policy in settings.cors_path_policies.items():
+    rows: dict[str, str] = {}
+    policies = [(None, settings.default_policy), *settings.cors_path_policies.items()]
+    for name, policy in policies:
         for field_name, value in (
             ("prefixes", _listed(policy.prefixes)),
             ("allow_origins", _listed(policy.allow_origins)),
@@ -211,7 +204,11 @@ def describe_policies(settings: Settings) -> list[str]:
             ("expose_headers", _listed(policy.expose_headers)),
             ("max_age", str(policy.max_age)),
         ):
-            rows[Settings.policy_env_name(name, field_name)] = value
+            if name is not None or field_name != "prefixes":
+                rows[Settings.policy_env_name(name, field_name)] = value
+        if name is None:
+            network = Settings.env_name("cors_allow_private_network")
+            rows[network] = _flag(settings.cors_allow_private_network)
     width = max(len(variable) for variable in rows)
     return [f"  {variable:<{width}}  {value}" for variable, value in rows.items()]
 

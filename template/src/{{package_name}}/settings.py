@@ -325,6 +325,19 @@ class Settings(BaseSettings):
                 owners[prefix] = name
         return self
 
+    @property
+    def default_policy(self) -> PathPolicy:
+        """The default policy's fields in the shape of a path policy (without prefixes)."""
+        return PathPolicy.model_construct(
+            prefixes=(),
+            allow_origins=self.cors_allow_origins,
+            allow_credentials=self.cors_allow_credentials,
+            allow_methods=self.cors_allow_methods,
+            allow_headers=self.cors_allow_headers,
+            expose_headers=self.cors_expose_headers,
+            max_age=self.cors_max_age,
+        )
+
     @classmethod
     def policy_env_name(cls, policy: str | None, field: str) -> str:
         """The variable that sets ``field`` (such as ``allow_origins``) of a policy.
