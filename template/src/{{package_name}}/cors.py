@@ -1,12 +1,16 @@
 """The CORS policy built from the settings, and the middleware that applies it.
 
 Validation and normalization happen once, when the settings load. Per request, the
-middleware only looks things up: exact origins in a frozenset, patterns by walking the
-labels of the requested host. The header work is Starlette's ``CORSMiddleware``; the
-thin subclass below adds what the stock middleware leaves out:
+middleware only looks things up: exact origins in a dict of ready-encoded response
+headers, patterns by walking the labels of the requested host. Preflights are answered
+by Starlette's ``CORSMiddleware``; the subclass below answers the other requests itself
+and adds what the stock middleware leaves out:
 
 - no CORS headers at all for a refused origin (stock sends
-  ``Access-Control-Allow-Credentials`` and exposed headers to everyone);
+  ``Access-Control-Allow-Credentials`` and exposed headers to everyone), and a route's
+  own ``Access-Control-*`` headers replaced by the policy's;
+- a JSON 500 with the CORS headers for an unhandled exception (stock's 500 comes from
+  outside every middleware, so the browser reports a CORS failure instead);
 - WebSocket handshakes checked against the same origins (stock lets them all through);
 - one log record per refused request on the ``<package>.cors`` logger, at INFO, with
   the reason.
@@ -15,14 +19,16 @@ thin subclass below adds what the stock middleware leaves out:
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from fastapi import FastAPI
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.middleware.cors import ALL_METHODS, SAFELISTED_HEADERS, CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .errors import internal_error
 from .origins import WILDCARD, OriginPattern, PatternSet, is_pattern
 from .settings import PathPolicy, Settings
 
@@ -135,7 +141,12 @@ class CORSPolicies:
 
 
 class PolicyCORSMiddleware(CORSMiddleware):
-    """Starlette's ``CORSMiddleware`` deciding with a :class:`CORSPolicy`."""
+    """Starlette's ``CORSMiddleware`` deciding with a :class:`CORSPolicy`.
+
+    For requests other than preflights, stock decides the origin twice per response and
+    rebuilds the headers through ``MutableHeaders``; here the origin is decided once,
+    before the app runs, and the headers are encoded when the middleware is built.
+    """
 
     def __init__(self, app: ASGIApp, policy: CORSPolicy) -> None:
         super().__init__(
@@ -149,21 +160,44 @@ class PolicyCORSMiddleware(CORSMiddleware):
             max_age=policy.max_age,
         )
         self.policy = policy
+        # The headers that end every response to an allowed origin, and to any other
+        # request; exact origins map straight to theirs.
+        self.allowed_headers = (*encoded(self.simple_headers), VARY_ORIGIN)
+        self.other_headers = (VARY_ORIGIN,)
+        exact = (origin.encode("latin-1") for origin in policy.origins if origin != WILDCARD)
+        self.exact_headers = {origin: self.headers_for_allowed(origin) for origin in exact}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Starlette's dispatch, plus the WebSocket handshake check it leaves out.
-        if scope["type"] == "http":
-            headers = Headers(scope=scope)
-            if (
-                scope["method"] == "OPTIONS"
-                and "origin" in headers
-                and "access-control-request-method" in headers
-            ):
-                response = self.preflight_response(request_headers=headers)
-                await response(scope, receive, send)
-            else:
-                await self.simple_response(scope, receive, send, request_headers=headers)
+        if scope["type"] != "http":
+            await self.other(scope, receive, send)
             return
+        origin = request_origin(scope["headers"])
+        if origin is not None and scope["method"] == "OPTIONS":
+            headers = Headers(scope=scope)
+            if "access-control-request-method" in headers:  # a preflight
+                await self.preflight_response(request_headers=headers)(scope, receive, send)
+                return
+
+        added = self.response_headers(origin)
+        started = False
+
+        async def send_with_cors(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = with_headers(message.get("headers", ()), added)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_cors)
+        except Exception:
+            # Answered here, the 500 gets the CORS headers that Starlette's would lack.
+            if started:
+                raise  # Too late for another response: the server closes the connection.
+            await internal_error(scope)(scope, receive, send_with_cors)
+
+    async def other(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """WebSocket handshakes checked against the same origins; lifespan passed on."""
         if scope["type"] == "websocket":
             headers = Headers(scope=scope)
             origin = headers.get("origin")
@@ -200,22 +234,61 @@ class PolicyCORSMiddleware(CORSMiddleware):
             )
         return response
 
-    async def send(self, message: Message, send: Send, request_headers: Headers) -> None:
-        # Stock sends Access-Control-Allow-Credentials and exposed headers to refused
-        # origins too, and checks the origin twice; here it is checked once, and a refused
-        # origin gets no CORS header at all, only Vary for caches.
-        if message["type"] == "http.response.start":
-            origin = request_headers.get("origin")
-            message.setdefault("headers", [])
-            headers = MutableHeaders(scope=message)
-            if origin is not None and self.is_allowed_origin(origin):
-                headers.update(self.simple_headers)
-                if self.preflight_explicit_allow_origin:  # not a plain '*' policy
-                    headers["Access-Control-Allow-Origin"] = origin
-            elif origin is not None:
-                log_refusal("request", origin, "origin not allowed")
-            headers.add_vary_header("Origin")
-        await send(message)
+    def headers_for_allowed(self, origin: bytes) -> RawHeaders:
+        if self.preflight_explicit_allow_origin:  # not a plain '*' policy
+            return ((b"access-control-allow-origin", origin), *self.allowed_headers)
+        return self.allowed_headers
+
+    def response_headers(self, origin: bytes | None) -> RawHeaders:
+        """The CORS headers of the response to a request with this ``Origin``."""
+        if origin is None:
+            return self.other_headers
+        found = self.exact_headers.get(origin)
+        if found is not None:
+            return found
+        text = origin.decode("latin-1")
+        if self.is_allowed_origin(text):  # a pattern, or '*'
+            return self.headers_for_allowed(origin)
+        log_refusal("request", text, "origin not allowed")
+        return self.other_headers
+
+
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+VARY_ORIGIN = (b"vary", b"Origin")
+
+
+def encoded(headers: dict[str, str]) -> RawHeaders:
+    return tuple(
+        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    )
+
+
+def request_origin(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
+    """The request's ``Origin`` header (the first, as Starlette reads it)."""
+    for name, value in headers:
+        if name == b"origin":
+            return value
+    return None
+
+
+def with_headers(
+    headers: Iterable[tuple[bytes, bytes]], added: RawHeaders
+) -> list[tuple[bytes, bytes]]:
+    """The response headers, then ``added`` (which ends with ``Vary: Origin``).
+
+    The app's own ``Access-Control-*`` headers are dropped: the policy alone decides
+    what browsers may do. Its ``Vary`` values are kept, before ``Origin``. Names compare
+    as they are: ASGI apps send them in lower case, as Starlette does.
+    """
+    headers = headers if isinstance(headers, list) else list(headers)
+    for name, _ in headers:
+        if name[:15] == b"access-control-" or name == b"vary":
+            break
+    else:
+        return [*headers, *added]  # the usual case: nothing to drop or merge
+    kept = [(n, v) for n, v in headers if n[:15] != b"access-control-" and n != b"vary"]
+    vary = [v for n, v in headers if n == b"vary"] + [b"Origin"]
+    return [*kept, *added[:-1], (b"vary", b", ".join(vary))]
 
 
 def own_origin(scope: Scope, headers: Headers) -> str | None:

@@ -2,44 +2,23 @@
 
 Starlette answers an unhandled exception from ``ServerErrorMiddleware``, which sits
 outside every middleware added with ``add_middleware``: that 500 never passes through
-the CORS middleware, and the browser reports a CORS failure instead of the error. This
-middleware is installed inside the CORS middleware, so the 500 it sends gets the same
-CORS headers as any other response.
+the CORS middleware, and the browser reports a CORS failure instead of the error. The
+CORS middleware (``cors.py``) catches what the app raises before its response starts
+and sends the response below with the same CORS headers as any other response.
 """
 
 from __future__ import annotations
 
 import logging
 
-from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.responses import JSONResponse, Response
+from starlette.types import Scope
 
 logger = logging.getLogger(__name__)
 
 
-class UnhandledErrorMiddleware:
-    """Log the exception with its traceback; answer ``{"detail": "Internal Server Error"}``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        response_started = False
-
-        async def send_and_track(message: Message) -> None:
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_and_track)
-        except Exception:
-            logger.exception("Unhandled error in %s %s", scope["method"], scope["path"])
-            if response_started:
-                raise  # Too late for another response: let the server close the connection.
-            response = JSONResponse({"detail": "Internal Server Error"}, status_code=500)
-            await response(scope, receive, send)
+def internal_error(scope: Scope) -> Response:
+    """Log the exception being handled, with its traceback, and return the 500 to send:
+    ``{"detail": "Internal Server Error"}``, nothing of the exception itself."""
+    logger.exception("Unhandled error in %s %s", scope["method"], scope["path"])
+    return JSONResponse({"detail": "Internal Server Error"}, status_code=500)

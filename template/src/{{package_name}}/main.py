@@ -7,7 +7,6 @@ import logging
 from fastapi import FastAPI
 
 from .cors import CORSPolicies, add_cors
-from .errors import UnhandledErrorMiddleware
 from .health import router as health_router
 from .settings import SERVICE, ConfigError, Settings, load_settings
 
@@ -25,7 +24,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Middleware added later wraps what was added before. Add your own middleware here,
     # above add_cors: CORS must stay outermost so that every response, errors and
     # responses produced by other middleware included, carries its headers.
-    app.add_middleware(UnhandledErrorMiddleware)
     add_cors(app, CORSPolicies.from_settings(settings))
     return app
 
