@@ -18,8 +18,9 @@ b) the in-process cost of one request, driven straight into the ASGI app (no net
    with Starlette's CORSMiddleware given a list of origins, and the service's own CORS
    layer built by ``<package>.main.create_app(Settings(...))``, at 1, 100 and 10,000
    origins (the requested origin configured last) and with 1 and 100 subdomain patterns;
-c) HTTP throughput through uvicorn (one worker) with and without the CORS layer, with
-   wrk (``apt-get install -y wrk``) as the load generator;
+c) HTTP throughput through uvicorn (one worker) with and without the CORS layer, and
+   for reference with a middleware that only appends the same headers and with stock
+   CORSMiddleware, with wrk (``apt-get install -y wrk``) as the load generator;
 d) import and start-up time of the generated service against ``import fastapi``.
 
 Measurements that need the generated code run in the service's own environment
@@ -35,6 +36,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import socket
@@ -46,7 +48,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -72,6 +74,7 @@ class Plan:
     pytest_repeats: int
     asgi_rounds: int
     asgi_batch_seconds: float
+    wrk_servers: int  # uvicorn processes per configuration, used in turn
     wrk_rounds: int
     wrk_seconds: int
     wrk_warmup_seconds: int
@@ -85,6 +88,7 @@ FULL = Plan(
     pytest_repeats=3,
     asgi_rounds=21,
     asgi_batch_seconds=0.03,
+    wrk_servers=3,
     wrk_rounds=15,
     wrk_seconds=2,
     wrk_warmup_seconds=1,
@@ -97,6 +101,7 @@ QUICK = Plan(
     pytest_repeats=1,
     asgi_rounds=3,
     asgi_batch_seconds=0.003,
+    wrk_servers=1,
     wrk_rounds=2,
     wrk_seconds=1,
     wrk_warmup_seconds=0,
@@ -637,41 +642,37 @@ def section_http(plan: Plan, service: Service, work: Path) -> Section:
     server_cpus, load_cpus = split_cpus()
     inner = ["--app-dir", str(BENCH), "--factory"]
     inner_env = clean_environment(BENCH_PACKAGE=service.package, BENCH_ORIGIN=service.origin)
-
-    def server(
-        name: str, app: list[str], env: Mapping[str, str], allow: str | None
-    ) -> AbstractContextManager[str]:
-        return uvicorn(service, app, env, work / f"uvicorn-{name}.log", allow, server_cpus)
-
-    urls: dict[str, str] = {}
+    generated_env = clean_environment(ENVIRONMENT="production")
+    # name -> (uvicorn app, environment, the Access-Control-Allow-Origin it must send)
+    configurations: dict[str, tuple[list[str], Mapping[str, str], str | None]] = {
+        "without": ([*inner, "_inner:bare_app"], inner_env, None),
+        "again": ([*inner, "_inner:bare_app"], inner_env, None),
+        "with": ([f"{service.package}.main:app"], generated_env, service.origin),
+        "headers": ([*inner, "_inner:headers_only_app"], inner_env, service.origin),
+        "stock": ([*inner, "_inner:stock_server_app"], inner_env, service.origin),
+    }
+    urls: dict[str, list[str]] = {name: [] for name in configurations}
+    samples: dict[str, list[float]] = {name: [] for name in configurations}
+    sent: list[tuple[str, str]] = []
     with ExitStack() as servers:
-        urls["without"] = servers.enter_context(
-            server("bare", [*inner, "_inner:bare_app"], inner_env, None)
-        )
-        urls["with"] = servers.enter_context(
-            server(
-                "generated",
-                [f"{service.package}.main:app"],
-                clean_environment(ENVIRONMENT="production"),
-                service.origin,
-            )
-        )
-        # The headers the generated service sends to the origin, appended by a
-        # middleware that decides nothing: the cost of the headers themselves.
-        _, sent = get(urls["with"], service.origin)
-        headers_env = {**inner_env, "BENCH_HEADERS": json.dumps(sent)}
-        urls["headers"] = servers.enter_context(
-            server("headers", [*inner, "_inner:headers_only_app"], headers_env, service.origin)
-        )
-        urls["stock"] = servers.enter_context(
-            server("stock", [*inner, "_inner:stock_server_app"], inner_env, service.origin)
-        )
+        for name, (app, env, allow) in configurations.items():
+            if name == "headers":
+                # The headers the generated service sends to the origin, appended by a
+                # middleware that decides nothing: the cost of the headers themselves.
+                _, sent = get(urls["with"][0], service.origin)
+                env = {**env, "BENCH_HEADERS": json.dumps(sent)}
+            for index in range(plan.wrk_servers):
+                log = work / f"uvicorn-{name}-{index}.log"
+                server = uvicorn(service, app, env, log, allow, server_cpus)
+                urls[name].append(servers.enter_context(server))
         if plan.wrk_warmup_seconds:
-            for url in urls.values():
+            for url in [url for group in urls.values() for url in group]:
                 wrk(url, service.origin, plan.wrk_warmup_seconds, load_cpus)
-        samples: dict[str, list[float]] = {name: [] for name in urls}
-        for _ in range(plan.wrk_rounds):
-            for name, url in urls.items():
+        for round_number in range(plan.wrk_rounds):
+            order = list(configurations)
+            random.Random(round_number).shuffle(order)
+            for name in order:
+                url = urls[name][round_number % plan.wrk_servers]
                 samples[name].append(wrk(url, service.origin, plan.wrk_seconds, load_cpus))
     rate = {name: statistics.median(values) for name, values in samples.items()}
 
@@ -694,17 +695,24 @@ def section_http(plan: Plan, service: Service, work: Path) -> Section:
         else ""
     )
     names = ", ".join(f"`{name}`" for name, _ in sent)
+    processes = (
+        f"{plan.wrk_servers} uvicorn processes per configuration, used in turn (one process "
+        "can run a few per cent faster or slower than another running the same app)"
+        if plan.wrk_servers > 1
+        else "one uvicorn process per configuration"
+    )
     return Section(
         "c) HTTP throughput through uvicorn (one worker, 127.0.0.1)",
         f"`wrk -t1 -c16 -d{plan.wrk_seconds}s -H 'Origin: {service.origin}'` on GET /health; "
-        f"requests/s, median of {plan.wrk_rounds} rounds in which the servers take turns; "
-        "a ratio is the median of the per-round ratios to the server without CORS, which "
-        "ran just before. With CORS: the generated `main:app` with `ENVIRONMENT=production`, "
-        "whose profile allows that origin. Without: the same /health route in a bare "
-        "FastAPI app. Headers only: that app with a middleware that appends the headers "
-        f"the generated service sends to the origin ({names}) and decides nothing, the "
-        "cost of any CORS layer that sends them. Stock: the bare app with Starlette's "
-        f"CORSMiddleware allowing the origin.{pinned}",
+        f"requests/s, median of {plan.wrk_rounds} rounds; in each round every configuration "
+        f"runs once, in a shuffled order; {processes}. A ratio is the median of the "
+        "per-round ratios to the server without CORS. With CORS: the generated `main:app` "
+        "with `ENVIRONMENT=production`, whose profile allows that origin. Without: the same "
+        "/health route in a bare FastAPI app; the second set of those servers shows the "
+        "measurement's own noise. Headers only: the bare app with a middleware that "
+        f"appends the headers the generated service sends to the origin ({names}) and "
+        "decides nothing, what any CORS layer that sends them costs at least. Stock: the "
+        f"bare app with Starlette's CORSMiddleware allowing the origin.{pinned}",
         [
             Row("without CORS layer", rate["without"], "req/s"),
             against_without(
@@ -713,6 +721,7 @@ def section_http(plan: Plan, service: Service, work: Path) -> Section:
                 target="≥ 0.95",
                 meets=ratio_at_least(0.95),
             ),
+            against_without("without CORS layer, second servers (noise check)", "again"),
             against_without("headers only, no decision (reference)", "headers"),
             against_without("with stock CORSMiddleware (reference)", "stock"),
         ],

@@ -34,6 +34,7 @@ MEASUREMENTS = (
     "generated, 10,000 vs 1 origin, simple (layer alone)",
     "stock, 10,000 vs 1 origin, preflight",
     "with the generated CORS layer",
+    "without CORS layer, second servers (noise check)",
     "headers only, no decision (reference)",
     "with stock CORSMiddleware (reference)",
     "`import orders_api.main` (app built)",
