@@ -1,6 +1,6 @@
 """Benchmarks of the template and of the service it generates, measured side by side.
 
-Run from the repository root (a full run takes about three minutes; ``--quick`` is a
+Run from the repository root (a full run takes about six minutes; ``--quick`` is a
 smoke run of well under a minute whose figures are only indicative):
 
     uv run python bench/run.py
@@ -89,7 +89,7 @@ FULL = Plan(
     asgi_rounds=21,
     asgi_batch_seconds=0.03,
     wrk_servers=3,
-    wrk_rounds=15,
+    wrk_rounds=24,
     wrk_seconds=2,
     wrk_warmup_seconds=1,
     import_repeats=15,
