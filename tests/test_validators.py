@@ -175,6 +175,43 @@ ORIGIN_TABLE = [
     "https://*.10.0.0.1",
     "https://[zz::1]",
     "https://[::1",
+    "http://[0:0:0:0:0:0:0:1]:3000",
+    "https://[2001:0DB8::1]",
+    "https://[::ffff:1.2.3.4]",
+    "https://[1:2]",
+    "https://[2001:db8::1:0:0:1]:8443",
+]
+
+# IPv6 addresses: the Jinja macro must give what Python's ipaddress gives (browsers
+# send the same RFC 5952 form), and nothing for what is not an address.
+IPV6_TABLE = [
+    "::",
+    "::1",
+    "1::",
+    "0:0:0:0:0:0:0:1",
+    "2001:db8::1",
+    "2001:0db8::1",
+    "2001:db8:0:0:1:0:0:1",
+    "1:0:0:2:0:0:0:3",
+    "1:0:0:0:2:0:0:3",
+    "0:0:1::",
+    "fe80::0001",
+    "abcd:ef01:2345:6789:abcd:ef01:2345:6789",
+    "::1:2:3:4:5:6:7",
+    "1:2:3:4:5:6:7::",
+    "::ffff:1.2.3.4",
+    "::ffff:102:304",
+    "::1.2.3.4",
+    "1:2:3:4:5:6:1.2.3.4",
+    "1.2.3.4::",
+    "::ffff:01.2.3.4",
+    "::ffff:1.2.3",
+    "1::2::3",
+    "1:2",
+    "1:2:3:4:5:6:7",
+    "1:2:3:4:5:6:7:8:9",
+    "12345::1",
+    ":1:2:3:4:5:6:7",
 ]
 
 
@@ -197,6 +234,18 @@ def jinja_rules() -> jinja2.Template:
         "{% from 'validators/cors.jinja' import origin_error, normalize_origin %}"
         "{{ origin_error(value, environment) }}\n{{ normalize_origin(value) }}"
     )
+
+
+@pytest.mark.parametrize("address", IPV6_TABLE)
+def test_jinja_and_python_write_ipv6_addresses_alike(address: str) -> None:
+    environment = SandboxedEnvironment(
+        loader=jinja2.FileSystemLoader(ROOT), extensions=[AnsibleCoreFiltersExtension]
+    )
+    macro = environment.from_string(
+        "{% from 'validators/cors.jinja' import ipv6_compressed %}{{ ipv6_compressed(address) }}"
+    )
+    python = load_origins_module().ipv6_compressed(address)
+    assert macro.render(address=address) == (python or "")
 
 
 @pytest.mark.parametrize("environment", ["staging", "production"])

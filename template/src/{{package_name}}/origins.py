@@ -10,6 +10,7 @@ same rules to its answers.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -192,8 +193,15 @@ def _check_structure(raw: str, entry: str) -> None:
             f"in punycode (xn--...); write that form{_punycode_hint(scheme, host, port_part)}"
         )
     if host.startswith("["):
-        if not _IPV6.match(host):
+        address = host[1:-1]
+        canonical = ipv6_compressed(address) if _IPV6.match(host) else None
+        if canonical is None:
             raise OriginError(f"{raw!r} has a bad IPv6 address '{host}': write it as [2001:db8::1]")
+        if canonical != address:
+            raise OriginError(
+                f"{raw!r} spells the IPv6 address differently from browsers, which send "
+                f"'[{canonical}]': use '{scheme}://[{canonical}]{port_part}'"
+            )
         return
     if host.endswith("."):
         raise OriginError(
@@ -230,6 +238,15 @@ def _check_structure(raw: str, entry: str) -> None:
                 f"that other people own; name your own domain, as in "
                 f"'{scheme}://*.example.{parent}'"
             )
+
+
+def ipv6_compressed(address: str) -> str | None:
+    """The form browsers send an IPv6 address in (RFC 5952: lower case, no leading
+    zeros, the first longest run of zero groups as '::'); None if it is not one."""
+    try:
+        return ipaddress.IPv6Address(address).compressed
+    except ValueError:
+        return None
 
 
 def _punycode_hint(scheme: str, host: str, port_part: str) -> str:
