@@ -215,7 +215,9 @@ IPV6_TABLE = [
 ]
 
 
-def load_origins_module() -> ModuleType:
+@pytest.fixture(scope="module")
+def origins() -> ModuleType:
+    """The generated service's origins.py, loaded once for the module's tests."""
     path = ROOT / "template" / "src" / "{{package_name}}" / "origins.py"
     spec = importlib.util.spec_from_file_location("template_origins", path)
     assert spec is not None and spec.loader is not None
@@ -226,34 +228,36 @@ def load_origins_module() -> ModuleType:
 
 
 @pytest.fixture(scope="module")
-def jinja_rules() -> jinja2.Template:
-    environment = SandboxedEnvironment(
+def validators() -> SandboxedEnvironment:
+    """A Jinja environment like Copier's, for importing validators/cors.jinja."""
+    return SandboxedEnvironment(
         loader=jinja2.FileSystemLoader(ROOT), extensions=[AnsibleCoreFiltersExtension]
     )
-    return environment.from_string(
+
+
+@pytest.fixture(scope="module")
+def jinja_rules(validators: SandboxedEnvironment) -> jinja2.Template:
+    return validators.from_string(
         "{% from 'validators/cors.jinja' import origin_error, normalize_origin %}"
         "{{ origin_error(value, environment) }}\n{{ normalize_origin(value) }}"
     )
 
 
 @pytest.mark.parametrize("address", IPV6_TABLE)
-def test_jinja_and_python_write_ipv6_addresses_alike(address: str) -> None:
-    environment = SandboxedEnvironment(
-        loader=jinja2.FileSystemLoader(ROOT), extensions=[AnsibleCoreFiltersExtension]
-    )
-    macro = environment.from_string(
+def test_jinja_and_python_write_ipv6_addresses_alike(
+    validators: SandboxedEnvironment, origins: ModuleType, address: str
+) -> None:
+    macro = validators.from_string(
         "{% from 'validators/cors.jinja' import ipv6_compressed %}{{ ipv6_compressed(address) }}"
     )
-    python = load_origins_module().ipv6_compressed(address)
-    assert macro.render(address=address) == (python or "")
+    assert macro.render(address=address) == (origins.ipv6_compressed(address) or "")
 
 
 @pytest.mark.parametrize("environment", ["staging", "production"])
 @pytest.mark.parametrize("value", ORIGIN_TABLE)
 def test_jinja_and_python_rules_agree(
-    jinja_rules: jinja2.Template, value: str, environment: str
+    jinja_rules: jinja2.Template, origins: ModuleType, value: str, environment: str
 ) -> None:
-    origins = load_origins_module()
     jinja_error, jinja_normal = jinja_rules.render(value=value, environment=environment).split("\n")
     try:
         python_normal = origins.parse_origin(value, environment=environment)
