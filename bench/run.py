@@ -8,7 +8,7 @@ smoke run of well under a minute whose figures are only indicative):
 
 The run renders a service from the template as it is on disk (copied into a temporary
 git repository, as ``copier copy`` reads it) with the example answers
-(``../shared/examples/answers.yml``, or ``--answers FILE``), runs ``uv sync`` in it, and
+(``docs/examples/answers.yml``, or ``--answers FILE``), runs ``uv sync`` in it, and
 measures:
 
 a) generating a service (in-process ``copier.run_copy``, warm, and the ``copier copy``
@@ -60,7 +60,7 @@ import yaml
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 TEMPLATE_FILES = ("copier.yml", "template", "validators")
-DEFAULT_ANSWERS = ROOT.parent / "shared" / "examples" / "answers.yml"
+DEFAULT_ANSWERS = ROOT / "docs" / "examples" / "answers.yml"
 GIT_IDENTITY = ("-c", "user.name=Template Benchmarks", "-c", "user.email=bench@example.invalid")
 WRK_INSTALL = "apt-get update && apt-get install -y wrk"
 
@@ -338,7 +338,7 @@ def production_origin(answers: Mapping[str, Any]) -> str:
     if not exact:
         raise SystemExit(
             "the answers give no exact origin for production (cors_origins.production); "
-            "the HTTP benchmark sends one: use answers like ../shared/examples/answers.yml"
+            "the HTTP benchmark sends one: use answers like docs/examples/answers.yml"
         )
     return str(exact[0])
 
@@ -812,7 +812,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if not options.answers.is_file():
         raise SystemExit(
             f"answers file {options.answers} not found: pass --answers FILE "
-            "(see ../shared/examples/answers.yml)"
+            "(see docs/examples/answers.yml)"
         )
     answers = yaml.safe_load(options.answers.read_text(encoding="utf-8"))
     plan = QUICK if options.quick else FULL

@@ -15,7 +15,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_FILES = ("copier.yml", "template", "validators")
-SHARED_ANSWERS = ROOT.parent / "shared" / "examples" / "answers.yml"
+EXAMPLE_ANSWERS_FILE = ROOT / "docs" / "examples" / "answers.yml"
 GIT_IDENTITY = ("-c", "user.name=Template Tests", "-c", "user.email=tests@example.invalid")
 
 

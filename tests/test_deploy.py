@@ -29,9 +29,9 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import SHARED_ANSWERS, render
+from .conftest import EXAMPLE_ANSWERS_FILE, render
 
-EXAMPLE = yaml.safe_load(SHARED_ANSWERS.read_text(encoding="utf-8"))
+EXAMPLE = yaml.safe_load(EXAMPLE_ANSWERS_FILE.read_text(encoding="utf-8"))
 ANSWER_SETS: dict[str, dict[str, Any]] = {
     "plain": {},
     "example": {**EXAMPLE, "kubernetes": True},

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import ROOT, SHARED_ANSWERS, render, run
+from .conftest import ROOT, EXAMPLE_ANSWERS_FILE, render, run
 
 DOCS = ROOT / "docs"
 PACKAGE = ROOT / "template" / "src" / "{{package_name}}"
@@ -36,7 +36,7 @@ QUESTIONS: dict[str, dict[str, Any]] = {
     for name, spec in yaml.safe_load((ROOT / "copier.yml").read_text(encoding="utf-8")).items()
     if not name.startswith("_")
 }
-EXAMPLE_ANSWERS = yaml.safe_load(SHARED_ANSWERS.read_text(encoding="utf-8"))
+EXAMPLE_ANSWERS = yaml.safe_load(EXAMPLE_ANSWERS_FILE.read_text(encoding="utf-8"))
 # The commands quoted in the pages use the package of the example answers.
 EXAMPLE_PACKAGE = EXAMPLE_ANSWERS["package_name"]
 NOT_LITERAL = object()

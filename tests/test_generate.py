@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import SHARED_ANSWERS, check_project, render
+from .conftest import EXAMPLE_ANSWERS_FILE, check_project, render
 
-EXAMPLE = yaml.safe_load(SHARED_ANSWERS.read_text(encoding="utf-8"))
+EXAMPLE = yaml.safe_load(EXAMPLE_ANSWERS_FILE.read_text(encoding="utf-8"))
 
 ANSWER_SETS: dict[str, dict[str, Any]] = {
     "defaults": {},
