@@ -53,7 +53,7 @@ def package() -> str:
 
 def bare_app() -> FastAPI:
     """The service's own /health route in a FastAPI app without any middleware."""
-    health = importlib.import_module(f"{package()}.health")
+    health = importlib.import_module(f"{package()}.routers.health")
     app = FastAPI()
     app.include_router(health.router)
     return app

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import ROOT, EXAMPLE_ANSWERS_FILE, render, run
+from .conftest import EXAMPLE_ANSWERS_FILE, ROOT, render, run
 
 DOCS = ROOT / "docs"
 PACKAGE = ROOT / "template" / "src" / "{{package_name}}"
@@ -148,8 +148,8 @@ def shown_setting(value: Any) -> str:
 
 
 def settings_fields() -> dict[str, Any]:
-    """Environment variable -> built-in default of each field of ``Settings``."""
-    tree = ast.parse((PACKAGE / "settings.py").read_text(encoding="utf-8"))
+    """Environment variable -> built-in default of each field of ``CORSSettings``."""
+    tree = ast.parse((PACKAGE / "cors" / "settings.py").read_text(encoding="utf-8"))
     constants = {
         node.targets[0].id: node.value.value
         for node in tree.body
@@ -158,7 +158,7 @@ def settings_fields() -> dict[str, Any]:
         and isinstance(node.value, ast.Constant)
     }
     settings = next(
-        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "Settings"
+        node for node in tree.body if isinstance(node, ast.ClassDef) and node.name == "CORSSettings"
     )
     fields: dict[str, Any] = {}
     for statement in settings.body:
@@ -186,7 +186,7 @@ def settings_fields() -> dict[str, Any]:
 
 def explain_options() -> set[str]:
     """The options that cli.py declares (``--env``, ``--origin``, ...)."""
-    tree = ast.parse((PACKAGE / "cli.py").read_text(encoding="utf-8"))
+    tree = ast.parse((PACKAGE / "cors" / "cli.py").read_text(encoding="utf-8"))
     return {
         node.args[0].value
         for node in ast.walk(tree)

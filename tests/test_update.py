@@ -23,6 +23,7 @@ import copier
 import pytest
 import yaml
 
+from . import owner
 from .conftest import check_project, copy_template, git, run
 
 ANSWERS: dict[str, Any] = {"project_name": "Orders API", "package_name": "orders_api"}
@@ -32,7 +33,7 @@ NEW_ORIGIN = "https://new.example.com"
 # --- The template's releases -------------------------------------------------------------
 
 V2_HEALTH_DOCSTRING = '"""Health endpoint (template v2): GET /health answers 200 while serving."""'
-V2_MAIN_DOCSTRING = '"""The ASGI application (template v2): ``uvicorn <package>.main:app``."""'
+V2_MAIN_DOCSTRING = '"""The app (template v2): ``fastapi run`` serves ``app``.'
 V2_README_LINE = "Kept up to date with `copier update` (template v2)."
 V2_ENV_EXAMPLE_LINE = "# Template v2: ENVIRONMENT=production in every deployed container."
 V2_NEW_MODULE = '"""Which template release generated this service."""\n\nTEMPLATE_RELEASE = "v2"\n'
@@ -50,9 +51,9 @@ def replace_once(path: Path, old: str, new: str) -> None:
 
 
 def replace_docstring_line(path: Path, docstring: str) -> None:
-    """Replace the one-line module docstring that opens a Python file."""
+    """Replace the first line of the module docstring that opens a Python file."""
     first, rest = path.read_text(encoding="utf-8").split("\n", 1)
-    assert first.startswith('"""') and first.endswith('"""'), f"{path}: {first!r}"
+    assert first.startswith('"""'), f"{path}: {first!r}"
     path.write_text(f"{docstring}\n{rest}", encoding="utf-8")
 
 
@@ -66,7 +67,7 @@ def release(template: Path, tag: str, change: Callable[[Path], None]) -> None:
 def next_release(template: Path) -> None:
     """An ordinary new version: edits to generated files, and one new file."""
     source = template / "template" / "src" / "{{package_name}}"
-    replace_docstring_line(source / "health.py", V2_HEALTH_DOCSTRING)
+    replace_docstring_line(source / "routers" / "health.py", V2_HEALTH_DOCSTRING)
     replace_docstring_line(source / "main.py", V2_MAIN_DOCSTRING)
     (source / "about.py").write_text(V2_NEW_MODULE, encoding="utf-8")
     readme = template / "template" / "README.md.jinja"
@@ -106,53 +107,14 @@ def rename_question(template: Path, old: str, new: str, default: object) -> None
 
 # --- The owner's side ------------------------------------------------------------------
 
-ITEMS_MODULE = '''\
-"""Items: the service's first resource."""
-
-from fastapi import APIRouter
-
-router = APIRouter(tags=["items"])
-
-
-@router.get("/items")
-def list_items() -> list[dict[str, str]]:
-    """Every item, oldest first."""
-    return [{"name": "first"}]
-'''
-
-ITEMS_TEST = """\
-from orders_api.main import create_app
-
-from .support import profile_settings, send
-
-
-def test_items_are_listed() -> None:
-    response = send(create_app(profile_settings("development")), "GET", "/items")
-    assert response.status_code == 200
-    assert response.json() == [{"name": "first"}]
-"""
-
-OWNER_README_SECTION = "\n## Deployment\n\nThe platform team deploys this service from main.\n"
+OWNER_README_SECTION = owner.OWNER_README_SECTION
 OWNER_HEALTH_DOCSTRING = '"""Health endpoint, polled every 5 s by the load balancer."""'
 
 
-def owner_edits(project: Path) -> None:
-    """What an owner does first: a route module and its test, wired into main.py."""
-    (project / PACKAGE / "items.py").write_text(ITEMS_MODULE, encoding="utf-8")
-    (project / "tests" / "test_items.py").write_text(ITEMS_TEST, encoding="utf-8")
-    main = project / PACKAGE / "main.py"
-    replace_once(
-        main,
-        "from .health import router as health_router\n",
-        "from .health import router as health_router\nfrom .items import router as items_router\n",
-    )
-    replace_once(
-        main,
-        "    app.include_router(health_router)\n",
-        "    app.include_router(health_router)\n    app.include_router(items_router)\n",
-    )
-    readme = project / "README.md"
-    readme.write_text(readme.read_text(encoding="utf-8") + OWNER_README_SECTION, "utf-8")
+def owner_edits(project: Path) -> owner.Edits:
+    """What the README's "Grow the service" shows, but the dependency (offline here); no
+    hand edit of settings.toml, whose lines these tests change through the answers."""
+    return owner.grow(project, "orders_api", dependency=False, settings_toml=False)
 
 
 def generate(template: Path, project: Path, data: dict[str, Any] | None = None) -> Path:
@@ -216,7 +178,7 @@ def conflict_check(project: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
             *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest"),
-            "tests/test_no_conflict_markers.py",
+            "tests/cors/test_no_conflict_markers.py",
         ],
         cwd=project,
         env=environment,
@@ -260,7 +222,7 @@ def test_updated_project_keeps_the_owners_work_and_passes_its_checks(
     template: Path, tmp_path: Path
 ) -> None:
     project = generate(template, tmp_path / "project")
-    owner_edits(project)
+    edits = owner_edits(project)
     commit(project, "Items")
     release(template, "v2", next_release)
 
@@ -269,10 +231,10 @@ def test_updated_project_keeps_the_owners_work_and_passes_its_checks(
     assert not [line for line in status(project) if line.startswith("UU")]
     main = (project / PACKAGE / "main.py").read_text(encoding="utf-8")
     assert main.startswith(V2_MAIN_DOCSTRING)  # the template's change
-    assert "from .items import router as items_router\n" in main  # the owner's wiring
-    assert "    app.include_router(items_router)\n" in main
-    assert (project / PACKAGE / "items.py").read_text(encoding="utf-8") == ITEMS_MODULE
-    assert (project / "tests" / "test_items.py").read_text(encoding="utf-8") == ITEMS_TEST
+    assert "from .routers import health, items\n" in main  # the owner's wiring
+    assert "    app.include_router(items.router)\n" in main
+    assert "    app.add_middleware(RequestIDMiddleware)\n" in main
+    assert owner.lost_lines(project, edits) == []
     readme = (project / "README.md").read_text(encoding="utf-8")
     assert V2_README_LINE in readme and readme.endswith(OWNER_README_SECTION)
     assert (project / PACKAGE / "about.py").read_text(encoding="utf-8") == V2_NEW_MODULE
@@ -317,11 +279,105 @@ for origin in ("{NEW_ORIGIN}", "https://unlisted.example.com"):
 """
 
 
+V2_FIX_LOG = "Unhandled error (template v2): %s %s"
+V2_FIX_TEST = '''"""Template v2: the unhandled-error record says what the client got."""
+
+import logging
+
+import pytest
+
+from orders_api.cors.errors import logger
+
+
+def test_the_record_names_the_response(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR):
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            from orders_api.cors.errors import internal_error
+
+            internal_error({"method": "GET", "path": "/x"})
+    assert logger.name == "orders_api.cors.errors"
+    assert caplog.records[0].getMessage() == "Unhandled error (template v2): GET /x"
+'''
+
+
+def cors_fix(template: Path) -> None:
+    """A release that changes only files the template maintains: a fix in cors/ and a
+    test of it in tests/cors/."""
+    cors = template / "template" / "src" / "{{package_name}}" / "cors"
+    replace_once(
+        cors / "errors.py", '"Unhandled error in %s %s"', repr(V2_FIX_LOG).replace("'", '"')
+    )
+    (template / "template" / "tests" / "cors" / "test_v2_fix.py.jinja").write_text(
+        V2_FIX_TEST.replace("orders_api", "{{ package_name }}"), encoding="utf-8"
+    )
+
+
+@pytest.mark.slow
+def test_a_cors_fix_reaches_a_grown_service_without_a_conflict(
+    template: Path, tmp_path: Path
+) -> None:
+    project = generate(template, tmp_path / "project")
+    edits = owner.grow(project, "orders_api")  # everything the README shows, uv add included
+    commit(project, "A year of the owner's work")
+    release(template, "v2", cors_fix)
+
+    update(project)
+
+    assert [line for line in status(project) if not line.startswith((" M", "??"))] == []
+    assert not list(project.rglob("*.rej"))
+    changed = sorted(line[3:] for line in status(project))
+    assert changed == [
+        ".copier-answers.yml",
+        f"{PACKAGE.as_posix()}/cors/errors.py",
+        "tests/cors/test_v2_fix.py",
+    ]
+    assert V2_FIX_LOG in (project / PACKAGE / "cors" / "errors.py").read_text(encoding="utf-8")
+    assert owner.lost_lines(project, edits) == []
+    commit(project, "Update to template v2")
+    check_project(project)
+
+
+V2_FACTORY_IMPORT = "from .routers import health  # liveness and readiness"
+V2_FACTORY_APP = '    app = FastAPI(title=SERVICE.title, docs_url="/docs")'
+
+
+def factory_change(template: Path) -> None:
+    """A release that changes the app factory, the owner's room: one line the owner
+    also changed, one line the owner did not touch, and the docstring."""
+    main = template / "template" / "src" / "{{package_name}}" / "main.py"
+    replace_docstring_line(main, V2_MAIN_DOCSTRING)
+    replace_once(main, "from .routers import health\n", V2_FACTORY_IMPORT + "\n")
+    replace_once(main, "    app = FastAPI(title=SERVICE.title)\n", V2_FACTORY_APP + "\n")
+
+
+def test_a_change_to_the_app_factory_conflicts_only_where_both_changed(
+    template: Path, tmp_path: Path
+) -> None:
+    project = generate(template, tmp_path / "project")
+    edits = owner_edits(project)
+    commit(project, "A year of the owner's work")
+    release(template, "v2", factory_change)
+
+    update(project)
+
+    main_relative = f"{PACKAGE.as_posix()}/main.py"
+    assert [line for line in status(project) if line.startswith("UU")] == [f"UU {main_relative}"]
+    main = (project / PACKAGE / "main.py").read_text(encoding="utf-8")
+    [(ours, theirs)] = owner.CONFLICT.findall(main)  # one hunk: the import both changed
+    assert "from .routers import health, items\n" in ours
+    assert theirs == V2_FACTORY_IMPORT + "\n"
+    outside = owner.CONFLICT.sub("", main)
+    assert outside.startswith(V2_MAIN_DOCSTRING) and V2_FACTORY_APP + "\n" in outside
+    assert owner.lost_lines(project, edits) == []
+
+
 def test_conflicting_edit_is_marked_inline_and_fails_the_generated_tests(
     template: Path, tmp_path: Path
 ) -> None:
     project = generate(template, tmp_path / "project")
-    health = project / PACKAGE / "health.py"
+    health = project / PACKAGE / "routers" / "health.py"
     assert conflict_check(project).returncode == 0  # a clean project passes
     replace_docstring_line(health, OWNER_HEALTH_DOCSTRING)
     commit(project, "Describe the health endpoint")
@@ -329,7 +385,7 @@ def test_conflicting_edit_is_marked_inline_and_fails_the_generated_tests(
 
     update(project)
 
-    relative = (PACKAGE / "health.py").as_posix()
+    relative = (PACKAGE / "routers" / "health.py").as_posix()
     assert f"UU {relative}" in status(project)
     assert not list(project.rglob("*.rej"))
     lines = health.read_text(encoding="utf-8").splitlines()
@@ -397,7 +453,7 @@ def test_changing_an_answer_rerenders_settings_at_the_same_version(
     assert answers["_commit"] == "v1"
     assert answers["cors_origins"] == origins
     assert not (project / PACKAGE / "about.py").exists()
-    assert (project / PACKAGE / "items.py").exists()
+    assert (project / PACKAGE / "routers" / "items.py").exists()
     assert (project / "README.md").read_text(encoding="utf-8").endswith(OWNER_README_SECTION)
 
 
@@ -477,9 +533,13 @@ def test_the_readme_command_that_changes_an_answer_works(template: Path, tmp_pat
     lines = (project / "README.md").read_text(encoding="utf-8").splitlines()
     start = next(i for i, line in enumerate(lines) if "--vcs-ref :current:" in line)
     command = lines[start].removesuffix("\\") + lines[start + 1]
-    assert command.startswith("copier update")
+    assert command.startswith("uvx copier update")
     subprocess.run(
-        f"{sys.executable} -m {command}", shell=True, cwd=project, check=True, capture_output=True
+        f"{sys.executable} -m {command.removeprefix('uvx ')}",
+        shell=True,
+        cwd=project,
+        check=True,
+        capture_output=True,
     )
     production = profiles(project)["production"]["cors_allow_origins"]
     assert production[-1] == "https://new.example.com"

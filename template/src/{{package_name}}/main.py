@@ -1,50 +1,34 @@
-"""The ASGI application: ``uvicorn <package>.main:app`` or ``fastapi run``."""
+"""The app: ``fastapi run`` and ``uvicorn <package>.main:app`` serve ``app``.
+
+``create_app`` is the one place that assembles the service: your routers, your
+middleware, then the CORS layer around all of them.
+"""
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import FastAPI
 
-from .cors import CORSPolicies, add_cors
-from .health import router as health_router
-from .settings import SERVICE, ConfigError, Settings, load_settings
+from .cors import SERVICE, add_cors, app_or_exit, configure_logging
+from .routers import health
+from .settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; without ``settings``, read them from the environment.
 
-    Raises :class:`ConfigError` when the configuration is invalid.
+    Raises :class:`~.cors.ConfigError` when the configuration is invalid.
     """
     if settings is None:
-        settings = load_settings()
+        settings = Settings.load()
     configure_logging(settings.log_level)
     app = FastAPI(title=SERVICE.title)
-    app.include_router(health_router)
-    # Middleware added later wraps what was added before. Add your own middleware here,
-    # above add_cors: CORS must stay outermost so that every response, errors and
-    # responses produced by other middleware included, carries its headers.
-    add_cors(app, CORSPolicies.from_settings(settings))
+
+    app.include_router(health.router)
+
+    # Middleware: add yours above this line. add_cors must stay last, so that the CORS
+    # layer wraps every other middleware and every response carries the CORS decision.
+    add_cors(app, settings)
     return app
 
 
-def configure_logging(level: str) -> None:
-    """Send this package's records (CORS refusals among them) to stderr at ``level``."""
-    package_logger = logging.getLogger(__package__)
-    package_logger.setLevel(level)
-    if not package_logger.handlers and not logging.getLogger().handlers:
-        # Nothing configured logging (plain uvicorn does not touch the root logger).
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-        package_logger.addHandler(handler)
-
-
-def _app_from_environment() -> FastAPI:
-    try:
-        return create_app()
-    except ConfigError as error:
-        # One clear message and a non-zero exit, instead of a traceback.
-        raise SystemExit(str(error)) from None
-
-
-app = _app_from_environment()
+app = app_or_exit(create_app)

@@ -1,4 +1,4 @@
-"""Liveness endpoint for load balancers, orchestrators and the generated tests."""
+"""Liveness endpoint for load balancers and orchestrators: the first example router."""
 
 from fastapi import APIRouter
 

@@ -30,9 +30,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import internal_error
 from .origins import WILDCARD, OriginPattern, PatternSet, is_pattern
-from .settings import PathPolicy, Settings
+from .settings import CORSSettings, PathPolicy
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger(__package__)
 
 # Close code for a handshake refused before it was accepted: servers answer 403.
 POLICY_VIOLATION = 1008
@@ -62,7 +62,7 @@ class CORSPolicy:
         object.__setattr__(self, "any_origin", WILDCARD in exact)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CORSPolicy:
+    def from_settings(cls, settings: CORSSettings) -> CORSPolicy:
         """The default policy: every path that no path policy claims."""
         return cls.from_path_policy(settings.default_policy, settings.cors_allow_private_network)
 
@@ -106,7 +106,7 @@ class CORSPolicies:
     owners: dict[str, str]  # path prefix -> policy name
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CORSPolicies:
+    def from_settings(cls, settings: CORSSettings) -> CORSPolicies:
         path_policies = settings.cors_path_policies
         network = settings.cors_allow_private_network
         return cls(
@@ -353,9 +353,11 @@ def route_path(scope: Scope) -> str:
     return path
 
 
-def add_cors(app: FastAPI, policies: CORSPolicies) -> None:
-    """Install the CORS middleware. Call it last: middleware added later would wrap it,
-    and the responses those produce would reach browsers without CORS headers."""
+def add_cors(app: FastAPI, settings: CORSSettings) -> None:
+    """Install the CORS layer of ``settings``. Call it last in ``create_app``: middleware
+    added later would wrap it, and the responses that middleware produces or rejects would
+    reach browsers without CORS headers."""
+    policies = CORSPolicies.from_settings(settings)
     if policies.named:
         app.add_middleware(PathScopedCORSMiddleware, policies=policies)
     else:

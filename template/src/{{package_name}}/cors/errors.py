@@ -3,7 +3,7 @@
 Starlette answers an unhandled exception from ``ServerErrorMiddleware``, which sits
 outside every middleware added with ``add_middleware``: that 500 never passes through
 the CORS middleware, and the browser reports a CORS failure instead of the error. The
-CORS middleware (``cors.py``) catches what the app raises before its response starts
+CORS middleware (``middleware.py``) catches what the app raises before its response starts
 and sends the response below with the same CORS headers as any other response.
 """
 

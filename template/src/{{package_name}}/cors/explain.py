@@ -1,6 +1,6 @@
 """Why a browser would be allowed or refused: the logic behind ``cors explain``.
 
-The verdict uses the same :class:`~.cors.CORSPolicies` as the middleware; this module
+The verdict uses the same :class:`~.middleware.CORSPolicies` as the middleware; this module
 only adds the words: which policy and rule decided, and what to change when the answer
 is no.
 """
@@ -13,9 +13,9 @@ from urllib.parse import urlsplit
 
 from starlette.middleware.cors import SAFELISTED_HEADERS
 
-from .cors import CORSPolicies, CORSPolicy
+from .middleware import CORSPolicies, CORSPolicy
 from .origins import NULL, WILDCARD, OriginError, OriginPattern, is_pattern, parse_origin
-from .settings import Settings
+from .settings import CORSSettings
 
 # Requests a browser sends without a preflight (when they carry only safelisted headers).
 SIMPLE_METHODS = frozenset({"GET", "HEAD", "POST"})
@@ -85,7 +85,7 @@ def policy_label(policies: CORSPolicies, path: str) -> tuple[str | None, str]:
 
 
 def explain(
-    settings: Settings,
+    settings: CORSSettings,
     origin_text: str,
     method: str = "GET",
     headers: Sequence[str] = (),
@@ -101,7 +101,7 @@ def explain(
     notes += method_note
 
     def variable(field_name: str) -> str:
-        return Settings.policy_env_name(name, field_name)
+        return settings.policy_env_name(name, field_name)
 
     problems: list[str] = []
     decided_by = _origin_rule(policy, origin)
@@ -190,7 +190,7 @@ def _pattern_hint(pattern: OriginPattern, origin: str, host: str, fix: str) -> s
     return ""
 
 
-def describe_policies(settings: Settings) -> list[str]:
+def describe_policies(settings: CORSSettings) -> list[str]:
     """The effective policies, one ``VARIABLE  value`` line per field."""
     rows: dict[str, str] = {}
     policies = [(None, settings.default_policy), *settings.cors_path_policies.items()]
@@ -205,9 +205,9 @@ def describe_policies(settings: Settings) -> list[str]:
             ("max_age", str(policy.max_age)),
         ):
             if name is not None or field_name != "prefixes":
-                rows[Settings.policy_env_name(name, field_name)] = value
+                rows[settings.policy_env_name(name, field_name)] = value
         if name is None:
-            network = Settings.env_name("cors_allow_private_network")
+            network = settings.env_name("cors_allow_private_network")
             rows[network] = _flag(settings.cors_allow_private_network)
     width = max(len(variable) for variable in rows)
     return [f"  {variable:<{width}}  {value}" for variable, value in rows.items()]

@@ -1,5 +1,8 @@
 """Command line: ``<package> cors show`` and ``<package> cors explain``.
 
+The settings are the service's own ``Settings`` class (``<package>/settings.py``), so a
+profile that also sets the owner's fields loads here as it does in the app.
+
 Exit status of ``explain``: 0 when a browser would be allowed, 1 when refused, 2 on
 bad input or an invalid configuration.
 """
@@ -10,15 +13,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ..settings import Settings
 from .explain import describe_policies, explain
 from .origins import OriginError
-from .settings import SERVICE, ConfigError, load_settings
+from .settings import SERVICE, ConfigError
 
 ALLOWED, REFUSED, BAD_INPUT = 0, 1, 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=__package__, description=SERVICE.title)
+    parser = argparse.ArgumentParser(prog=__name__.split(".")[0], description=SERVICE.title)
     commands = parser.add_subparsers(dest="command", required=True)
     cors = commands.add_parser("cors", help="inspect the CORS policy").add_subparsers(
         dest="action", required=True
@@ -58,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def show() -> int:
     # Load every environment first, so that an invalid one prints only its error.
     policies = {
-        name: describe_policies(load_settings(environment=name)) for name in SERVICE.profiles
+        name: describe_policies(Settings.load(environment=name)) for name in SERVICE.profiles
     }
     for environment, lines in policies.items():
         print(f"{environment}:")
@@ -72,7 +76,7 @@ def explain_command(arguments: argparse.Namespace) -> int:
         raise OriginError(f"--path {arguments.path!r} must start with '/', as in '/public/items'")
     if any(not header.strip() for header in arguments.header):
         raise OriginError("--header needs a header name, as in --header Authorization")
-    settings = load_settings(environment=arguments.env)
+    settings = Settings.load(environment=arguments.env)
     verdict = explain(
         settings,
         arguments.origin,

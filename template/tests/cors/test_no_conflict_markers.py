@@ -2,8 +2,11 @@
 
 ``copier update`` writes a hunk that both you and the template changed between two
 marker lines, labelled "before updating" (yours) and "after updating" (the template's);
-a git merge labels them with branch names. This test fails, naming every file and line,
-until each such hunk is resolved: keep the lines you want and delete the marker lines.
+a git merge labels them with branch names. With ``--conflict rej`` it keeps the
+template's version in the file instead and writes your hunk to ``FILE.rej`` beside it.
+These tests fail, naming every file and line, until each hunk is resolved: keep the
+lines you want and delete the marker lines; carry the lines of a ``.rej`` file into its
+file by hand, then delete the ``.rej`` file.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parents[2]
 
 # Seven '<' or '>' at the start of a line, then a label or nothing. A lone "=======" is
 # left alone: it is also a Markdown and reStructuredText underline.
@@ -75,4 +78,15 @@ def test_no_conflict_markers_are_left() -> None:
     assert not found, (
         "Unresolved conflict (from copier update or a git merge): keep the lines you want, "
         "delete the marker lines, then run the tests again.\n" + "\n".join(found)
+    )
+
+
+def test_no_rejected_hunks_are_left() -> None:
+    rejected = sorted(
+        path.relative_to(PROJECT).as_posix() for path in project_files() if path.suffix == ".rej"
+    )
+    assert not rejected, (
+        "copier update could not apply these hunks of yours (--conflict rej): the file beside "
+        "each holds the template's new version. Carry your lines from the .rej file into it, "
+        "delete the .rej file, then run the tests again.\n" + "\n".join(rejected)
     )

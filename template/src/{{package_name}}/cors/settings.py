@@ -1,0 +1,449 @@
+"""The CORS settings: the environment's profile from settings.toml, overridden by variables.
+
+:class:`CORSSettings` holds every CORS field and its validation; the service's own
+``Settings`` (``<package>/settings.py``) subclasses it and adds the owner's fields, which
+load the same way. Precedence, highest first: keyword arguments, process environment
+variables, a local ``.env`` file, the profile of the selected ``ENVIRONMENT``, the
+defaults below. List variables accept a JSON array or comma-separated values; an empty
+value means an empty list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from .origins import NULL, WILDCARD, OriginError, parse_origin
+
+if sys.version_info >= (3, 11):
+    from typing import Self
+
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+    from typing_extensions import Self
+
+SETTINGS_FILE = Path(__file__).parent.parent / "settings.toml"
+ENVIRONMENT_VARIABLE = "ENVIRONMENT"
+
+
+@dataclass(frozen=True)
+class ServiceFile:
+    """The contents of settings.toml, written from the template's answers."""
+
+    title: str
+    env_prefix: str
+    default_environment: str
+    profiles: dict[str, dict[str, Any]]
+
+    @classmethod
+    def read(cls, path: Path = SETTINGS_FILE) -> ServiceFile:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        service = data["service"]
+        return cls(
+            title=service["title"],
+            env_prefix=service["env_prefix"],
+            default_environment=service["default_environment"],
+            profiles=data["environments"],
+        )
+
+
+SERVICE = ServiceFile.read()
+
+
+class ConfigError(Exception):
+    """The CORS configuration is invalid; the message names each variable and value."""
+
+
+def split_list(value: Any) -> Any:
+    """Read a list from a JSON array or from comma-separated text.
+
+    ``""`` is an empty list. Text that starts with ``[`` must be a JSON array of
+    strings; it is never split on commas as a fallback.
+    """
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text == "":
+        return []
+    if text.startswith("["):
+        try:
+            items = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"not a valid JSON array ({error.msg}): write a JSON array of strings such "
+                'as ["https://a.example.com"], or comma-separated values'
+            ) from None
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            raise ValueError("the JSON array must contain strings only")
+        return items
+    items = [item.strip() for item in text.split(",")]
+    if "" in items:
+        raise ValueError("contains an empty entry: remove the extra comma")
+    return items
+
+
+def origin_list(value: tuple[str, ...], environment: str | None = None) -> tuple[str, ...]:
+    """Normalized, de-duplicated origins; ValueError naming the first bad entry."""
+    try:
+        origins = [parse_origin(entry, environment=environment) for entry in value]
+    except OriginError as error:
+        raise ValueError(str(error)) from None
+    return tuple(dict.fromkeys(origins))
+
+
+def method_list(value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_token(method, "method").upper() for method in value))
+
+
+def header_list(value: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(_token(header, "header name") for header in value))
+
+
+def credentials_problem(
+    origins: tuple[str, ...], expose: tuple[str, ...], names: tuple[str, str, str]
+) -> str | None:
+    """What is wrong with credentials on, given the origins and exposed headers, if anything.
+
+    ``names`` are how the message calls the origins, credentials and expose fields.
+    """
+    origins_name, credentials_name, expose_name = names
+    if WILDCARD in origins:
+        return (
+            f"{origins_name} contains '*' while {credentials_name} is true: browsers refuse "
+            "that combination, and reflecting every origin would let any site read your "
+            "users' data; list the origins, or turn credentials off"
+        )
+    if WILDCARD in expose:
+        return (
+            f"{expose_name} contains '*' while {credentials_name} is true: with credentials "
+            "browsers read '*' as a header named '*' and expose nothing; list the header names"
+        )
+    return None
+
+
+def path_prefix(value: str) -> str:
+    """A path prefix such as ``/public``, without a trailing ``/``."""
+    text = value.strip()
+    if not text.startswith("/"):
+        raise ValueError(f"{text!r} is not a path prefix: start it with '/', as in '/public'")
+    if any(char in "?#*%" or char.isspace() for char in text) or {".", ".."} & set(text.split("/")):
+        raise ValueError(
+            f"{text!r} is not a plain path prefix: no query, fragment, '*', '%', spaces or "
+            "dot segments, as in '/public'"
+        )
+    prefix = text.rstrip("/")
+    if not prefix:
+        raise ValueError("'/' covers every path: put those settings in the default policy instead")
+    return prefix
+
+
+LIST_FIELDS = ("prefixes", "allow_origins", "allow_methods", "allow_headers", "expose_headers")
+
+
+class PathPolicy(BaseModel):
+    """A CORS policy for the paths under ``prefixes``; the longest matching prefix wins.
+
+    Set from the environment as ``CORS_PATH_POLICIES__<NAME>__<FIELD>``, for example
+    ``CORS_PATH_POLICIES__PUBLIC__ALLOW_ORIGINS=*``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    prefixes: Annotated[tuple[str, ...], NoDecode] = Field(min_length=1)
+    allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    allow_credentials: bool = False
+    allow_methods: Annotated[tuple[str, ...], NoDecode] = ("GET",)
+    allow_headers: Annotated[tuple[str, ...], NoDecode] = ()
+    expose_headers: Annotated[tuple[str, ...], NoDecode] = ()
+    max_age: int = Field(default=600, ge=0, le=86400)
+
+    @field_validator(*LIST_FIELDS, mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return split_list(value)
+
+    @field_validator("prefixes")
+    @classmethod
+    def _prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(path_prefix(prefix) for prefix in value))
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return origin_list(value)
+
+    @field_validator("allow_methods")
+    @classmethod
+    def _methods(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return method_list(value)
+
+    @field_validator("allow_headers", "expose_headers")
+    @classmethod
+    def _headers(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return header_list(value)
+
+
+class CORSSettings(BaseSettings):
+    """The CORS fields, the environment and the log level; subclass it to add fields.
+
+    Every field, a subclass's too, is set by the variable of the same name (with the
+    service's prefix), by ``.env``, or by the profile in settings.toml.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=SERVICE.env_prefix,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        env_nested_delimiter="__",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    environment: str = Field(
+        default=SERVICE.default_environment, validation_alias=ENVIRONMENT_VARIABLE
+    )
+    cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    cors_allow_credentials: bool = False
+    cors_allow_methods: Annotated[tuple[str, ...], NoDecode] = ("GET",)
+    cors_allow_headers: Annotated[tuple[str, ...], NoDecode] = ()
+    cors_expose_headers: Annotated[tuple[str, ...], NoDecode] = ()
+    cors_max_age: int = Field(default=600, ge=0, le=86400)
+    cors_allow_private_network: bool = False
+    cors_path_policies: dict[str, PathPolicy] = {}
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, dotenv_settings, ProfileSource(settings_cls))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("environment")
+    @classmethod
+    def _known_environment(cls, value: str) -> str:
+        if value not in SERVICE.profiles:
+            known = ", ".join(SERVICE.profiles)
+            raise ValueError(f"unknown environment: use one of {known}")
+        return value
+
+    @field_validator(
+        "cors_allow_origins",
+        "cors_allow_methods",
+        "cors_allow_headers",
+        "cors_expose_headers",
+        mode="before",
+    )
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return split_list(value)
+
+    @field_validator("cors_allow_origins")
+    @classmethod
+    def _valid_origins(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        return origin_list(value, info.data.get("environment"))
+
+    @field_validator("cors_allow_methods")
+    @classmethod
+    def _upper_methods(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return method_list(value)
+
+    @field_validator("cors_allow_headers", "cors_expose_headers")
+    @classmethod
+    def _header_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return header_list(value)
+
+    @field_validator("cors_path_policies")
+    @classmethod
+    def _policy_names(cls, value: dict[str, PathPolicy]) -> dict[str, PathPolicy]:
+        for name in value:
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+                raise ValueError(
+                    f"path policy name {name!r} is not usable: use lower-case letters, "
+                    "digits and '_', starting with a letter, as in 'public'"
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Self:
+        if self.cors_allow_credentials:
+            names = (
+                self.policy_env_name(None, "allow_origins"),
+                self.policy_env_name(None, "allow_credentials"),
+                self.policy_env_name(None, "expose_headers"),
+            )
+            problem = credentials_problem(self.cors_allow_origins, self.cors_expose_headers, names)
+            if problem:
+                raise ValueError(problem)
+        owners: dict[str, str] = {}
+        for name, policy in self.cors_path_policies.items():
+            if policy.allow_credentials:
+                names = (
+                    self.policy_env_name(name, "allow_origins"),
+                    self.policy_env_name(name, "allow_credentials"),
+                    self.policy_env_name(name, "expose_headers"),
+                )
+                problem = credentials_problem(policy.allow_origins, policy.expose_headers, names)
+                if problem:
+                    raise ValueError(problem)
+            if self.environment == "production" and NULL in policy.allow_origins:
+                raise ValueError(
+                    f"{self.policy_env_name(name, 'allow_origins')} contains 'null', which is "
+                    "refused in production: any site can send it; list the real origins instead"
+                )
+            for prefix in policy.prefixes:
+                if prefix in owners:
+                    raise ValueError(
+                        f"the path prefix {prefix!r} is in both {owners[prefix]!r} and {name!r} "
+                        f"path policies ({self.env_name('cors_path_policies')}): keep it in one"
+                    )
+                owners[prefix] = name
+        return self
+
+    @classmethod
+    def load(cls, **values: Any) -> Self:
+        """Read the settings, turning every validation error into one :class:`ConfigError`.
+
+        ``values`` take precedence over every source, as keyword arguments do.
+        """
+        try:
+            return cls(**values)
+        except ValidationError as error:
+            raise ConfigError(describe(error, cls)) from None
+        except SettingsError as error:
+            # pydantic-settings could not decode a variable (a JSON object such as
+            # CORS_PATH_POLICIES); its message names the field.
+            raise ConfigError(
+                f"Invalid configuration; the service cannot start:\n  {error}: write a JSON "
+                f"object, or set single fields such as "
+                f"{cls.policy_env_name('public', 'prefixes')}=/public"
+            ) from None
+
+    @property
+    def default_policy(self) -> PathPolicy:
+        """The default policy's fields in the shape of a path policy (without prefixes)."""
+        return PathPolicy.model_construct(
+            prefixes=(),
+            allow_origins=self.cors_allow_origins,
+            allow_credentials=self.cors_allow_credentials,
+            allow_methods=self.cors_allow_methods,
+            allow_headers=self.cors_allow_headers,
+            expose_headers=self.cors_expose_headers,
+            max_age=self.cors_max_age,
+        )
+
+    @classmethod
+    def policy_env_name(cls, policy: str | None, field: str) -> str:
+        """The variable that sets ``field`` (such as ``allow_origins``) of a policy.
+
+        ``policy`` None is the default policy.
+        """
+        if policy is None:
+            return cls.env_name(f"cors_{field}")
+        return cls.env_name(f"cors_path_policies__{policy}__{field}")
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable that sets ``field``."""
+        if field == "environment":
+            return ENVIRONMENT_VARIABLE
+        return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+
+
+_TOKEN_CHARS = frozenset(
+    "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+
+def _token(value: str, what: str) -> str:
+    if not value or not set(value) <= _TOKEN_CHARS:
+        raise ValueError(
+            f"{value!r} is not a valid {what}: use letters, digits and hyphens, as in "
+            "X-Request-ID, and separate names with commas"
+        )
+    return value
+
+
+class ProfileSource(PydanticBaseSettingsSource):
+    """The profile of the selected environment, read from settings.toml.
+
+    The environment itself comes from the sources above this one (keyword arguments,
+    ``ENVIRONMENT`` or ``.env``), which pydantic-settings passes on as current state.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        state = self.current_state
+        environment = state.get(ENVIRONMENT_VARIABLE, state.get("environment"))
+        if environment is None:
+            environment = SERVICE.default_environment
+        profile = dict(SERVICE.profiles.get(str(environment), {}))
+        fields = self.settings_cls.model_fields
+        unknown = sorted(set(profile) - set(fields) - {"environment"})
+        if unknown:
+            # A misspelt key would otherwise be ignored, and its field silently default.
+            raise ConfigError(
+                "Invalid configuration; the service cannot start:\n  "
+                f"{SETTINGS_FILE.name}, [environments.{environment}]: unknown key "
+                f"{unknown[0]!r}; the keys are {', '.join(fields)}"
+            )
+        return profile
+
+
+def describe(error: ValidationError, settings_cls: type[CORSSettings]) -> str:
+    """One line per problem: the variable, its value, where it came from, and the fix."""
+    lines = ["Invalid configuration; the service cannot start:"]
+    for problem in error.errors():
+        message = problem["msg"].removeprefix("Value error, ")
+        if not problem["loc"]:
+            lines.append(f"  {message}")
+            continue
+        field = "__".join(str(part) for part in problem["loc"] if not isinstance(part, int))
+        name = settings_cls.env_name("environment" if field == ENVIRONMENT_VARIABLE else field)
+        value = problem["input"]
+        shown = value if isinstance(value, str) else json.dumps(value)
+        origin = "set in the environment" if _in_environment(name) else "from .env or settings.toml"
+        lines.append(f"  {name}={shown!r} ({origin}): {message}")
+    return "\n".join(lines)
+
+
+def _in_environment(name: str) -> bool:
+    """Whether the process environment sets ``name`` or a field below it (any case)."""
+    upper = name.upper()
+    return any(key.upper() == upper or key.upper().startswith(f"{upper}__") for key in os.environ)
