@@ -167,6 +167,11 @@ ORIGIN_TABLE = [
     "https://*.com",
     "https://*.co.uk",
     "https://*.github.io",
+    "https://*.amazonaws.com",
+    "https://*.core.windows.net",
+    "https://*.railway.app",
+    "https://*.kawasaki.jp",
+    "https://*.tenant.amazonaws.com",
     "https://*.foo.ck",
     "https://*.localhost",
     "https://a.*.example.com",
@@ -267,3 +272,21 @@ def test_jinja_and_python_rules_agree(
     assert jinja_error == python_error
     if not python_error:
         assert jinja_normal == python_normal
+
+
+def test_the_public_suffix_snapshots_match_the_installed_list() -> None:
+    """The questionnaire's copies of the list are what the service reads at start-up."""
+    import importlib.util
+
+    path = ROOT / "validators" / "update_public_suffixes.py"
+    spec = importlib.util.spec_from_file_location("update_public_suffixes", path)
+    assert spec is not None and spec.loader is not None
+    update = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(update)
+    snapshot = (ROOT / "validators" / "public_suffixes.txt").read_text(encoding="ascii")
+    parents = (ROOT / "validators" / "public_suffix_parents.txt").read_text(encoding="ascii")
+    assert snapshot == update.render(), "run: uv run python validators/update_public_suffixes.py"
+    assert parents == update.render_parents(), (
+        "run: uv run python validators/update_public_suffixes.py"
+    )
+    assert {"amazonaws.com", "core.windows.net", "railway.app"} <= set(parents.split())

@@ -1,8 +1,10 @@
-"""Regenerate ``public_suffixes.txt`` from the installed ``publicsuffixlist`` package.
+"""Regenerate ``public_suffixes.txt`` and ``public_suffix_parents.txt`` from the
+installed ``publicsuffixlist`` package.
 
-The generated services refuse origin patterns broader than a registrable domain
-using ``publicsuffixlist`` at start-up; the questionnaire applies the same rule with
-this file, because Copier validators are Jinja templates and cannot import Python.
+The generated services refuse origin patterns broader than a registrable domain, or
+with a public suffix below their parent (``*.amazonaws.com``), using ``publicsuffixlist``
+at start-up; the questionnaire applies the same rules with these files, because Copier
+validators are Jinja templates and cannot import Python.
 
     uv run python validators/update_public_suffixes.py
 """
@@ -14,6 +16,7 @@ from pathlib import Path
 import publicsuffixlist
 
 TARGET = Path(__file__).with_name("public_suffixes.txt")
+PARENTS = Path(__file__).with_name("public_suffix_parents.txt")
 
 
 def ascii_rule(rule: str) -> str:
@@ -40,6 +43,25 @@ def render() -> str:
     return "\n".join(public_suffix_rules()) + "\n"
 
 
+def parents() -> list[str]:
+    """Every domain with a rule below it: a wildcard rule's own domain, and the proper
+    parents of every rule (exception rules name no public suffix and are skipped)."""
+    found = set()
+    for rule in public_suffix_rules():
+        if rule.startswith("!"):
+            continue
+        labels = rule.removeprefix("*.").split(".")
+        if rule.startswith("*."):
+            found.add(".".join(labels))
+        found.update(".".join(labels[i:]) for i in range(1, len(labels)))
+    return sorted(found)
+
+
+def render_parents() -> str:
+    return "\n".join(parents()) + "\n"
+
+
 if __name__ == "__main__":
     TARGET.write_text(render(), encoding="ascii")
-    print(f"wrote {TARGET} ({len(public_suffix_rules())} rules)")
+    PARENTS.write_text(render_parents(), encoding="ascii")
+    print(f"wrote {TARGET} ({len(public_suffix_rules())} rules), {PARENTS} ({len(parents())})")

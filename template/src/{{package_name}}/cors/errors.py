@@ -16,9 +16,20 @@ from starlette.types import Scope
 
 logger = logging.getLogger(__name__)
 
+LOGGED_LENGTH = 200
+
+
+def loggable(value: str) -> str:
+    """A request-derived value as a log record may show it: quoted with every control
+    character escaped (no forged lines, no terminal escapes), and cut after
+    ``LOGGED_LENGTH`` characters so that a request cannot write kilobytes to the log."""
+    if len(value) > LOGGED_LENGTH:
+        return repr(value[:LOGGED_LENGTH]) + "..."
+    return repr(value)
+
 
 def internal_error(scope: Scope) -> Response:
     """Log the exception being handled, with its traceback, and return the 500 to send:
     ``{"detail": "Internal Server Error"}``, nothing of the exception itself."""
-    logger.exception("Unhandled error in %s %s", scope["method"], scope["path"])
+    logger.exception("Unhandled error in %s %s", scope["method"], loggable(scope["path"]))
     return JSONResponse({"detail": "Internal Server Error"}, status_code=500)

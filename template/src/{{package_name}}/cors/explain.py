@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from starlette.middleware.cors import SAFELISTED_HEADERS
 
-from .middleware import CORSPolicies, CORSPolicy
+from .middleware import SAFE_METHODS, CORSPolicies, CORSPolicy
 from .origins import NULL, WILDCARD, OriginError, OriginPattern, is_pattern, parse_origin
 from .settings import CORSSettings
 
@@ -135,7 +135,32 @@ def explain(
             f"browser hides the response; set {flag}=true (not possible together with the "
             "origin '*')"
         )
+    notes += write_protection_notes(settings, policies, path, method, not problems)
     return Verdict(origin, label, not problems, decided_by, problems, notes)
+
+
+def write_protection_notes(
+    settings: CORSSettings, policies: CORSPolicies, path: str, method: str, allowed: bool
+) -> list[str]:
+    """What cross-origin write protection does with this request, for unsafe methods."""
+    if method in SAFE_METHODS:
+        return []
+    switch = settings.env_name("cors_cross_origin_protection")
+    if not policies.protect_writes:
+        return [
+            f"cross-origin write protection is off ({switch}=false): a {method} that needs no "
+            "preflight (a form, sendBeacon, a no-cors fetch) from any site reaches the handler"
+        ]
+    if not policies.writes_protected(path):
+        bypass = settings.env_name("cors_cross_origin_bypass")
+        return [f"{path} is under {bypass}: cross-origin {method} requests reach the handler"]
+    if allowed:
+        return [f"cross-origin write protection lets this {method} through: the policy allows it"]
+    return [
+        f"cross-origin write protection refuses this {method} with 403 before any handler "
+        "runs, also when the browser sends it without a preflight (a form, sendBeacon, a "
+        "no-cors fetch)"
+    ]
 
 
 def _origin_rule(policy: CORSPolicy, origin: str) -> str | None:
@@ -203,12 +228,13 @@ def describe_policies(settings: CORSSettings) -> list[str]:
             ("allow_headers", _listed(policy.allow_headers)),
             ("expose_headers", _listed(policy.expose_headers)),
             ("max_age", str(policy.max_age)),
+            ("allow_private_network", _flag(policy.allow_private_network)),
         ):
             if name is not None or field_name != "prefixes":
                 rows[settings.policy_env_name(name, field_name)] = value
-        if name is None:
-            network = settings.env_name("cors_allow_private_network")
-            rows[network] = _flag(settings.cors_allow_private_network)
+    protection = settings.env_name("cors_cross_origin_protection")
+    rows[protection] = _flag(settings.cors_cross_origin_protection)
+    rows[settings.env_name("cors_cross_origin_bypass")] = _listed(settings.cors_cross_origin_bypass)
     width = max(len(variable) for variable in rows)
     return [f"  {variable:<{width}}  {value}" for variable, value in rows.items()]
 

@@ -12,8 +12,14 @@ and adds what the stock middleware leaves out:
 - a JSON 500 with the CORS headers for an unhandled exception (stock's 500 comes from
   outside every middleware, so the browser reports a CORS failure instead);
 - WebSocket handshakes checked against the same origins (stock lets them all through);
+- cross-origin write protection: CORS only hides responses, so an unsafe request (a
+  form POST, ``sendBeacon``, a ``no-cors`` fetch) that a browser marks as cross-origin,
+  from an origin the path's policy does not allow, is refused with 403 before any
+  handler runs (see :meth:`PolicyCORSMiddleware.write_refusal`);
+- bounded work per request: an ``Origin`` longer than any a browser sends is refused
+  before it is matched;
 - one log record per refused request on the ``<package>.cors`` logger, at INFO, with
-  the reason.
+  the reason, every request-derived value escaped and cut.
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ from dataclasses import dataclass, field
 from fastapi import FastAPI
 from starlette.datastructures import Headers
 from starlette.middleware.cors import ALL_METHODS, SAFELISTED_HEADERS, CORSMiddleware
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import internal_error
+from .errors import LOGGED_LENGTH, internal_error, loggable
 from .origins import WILDCARD, OriginPattern, PatternSet, is_pattern
 from .settings import CORSSettings, PathPolicy
 
@@ -36,6 +42,11 @@ logger = logging.getLogger(__package__)
 
 # Close code for a handshake refused before it was accepted: servers answer 403.
 POLICY_VIOLATION = 1008
+# The longest Origin a browser sends: scheme, '://', a 253-character host name, a port.
+# Anything longer is refused before it is matched, so its cost is bounded.
+MAX_ORIGIN_LENGTH = 300
+# Methods whose requests must not change anything (RFC 9110); every other one is unsafe.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 @dataclass(frozen=True)
@@ -64,10 +75,10 @@ class CORSPolicy:
     @classmethod
     def from_settings(cls, settings: CORSSettings) -> CORSPolicy:
         """The default policy: every path that no path policy claims."""
-        return cls.from_path_policy(settings.default_policy, settings.cors_allow_private_network)
+        return cls.from_path_policy(settings.default_policy)
 
     @classmethod
-    def from_path_policy(cls, policy: PathPolicy, allow_private_network: bool) -> CORSPolicy:
+    def from_path_policy(cls, policy: PathPolicy) -> CORSPolicy:
         return cls(
             entries=policy.allow_origins,
             allow_credentials=policy.allow_credentials,
@@ -75,7 +86,7 @@ class CORSPolicy:
             allow_headers=policy.allow_headers,
             expose_headers=policy.expose_headers,
             max_age=policy.max_age,
-            allow_private_network=allow_private_network,
+            allow_private_network=policy.allow_private_network,
         )
 
     @property
@@ -84,12 +95,22 @@ class CORSPolicy:
 
     def allows_origin(self, origin: str) -> bool:
         """Whether a request carrying this ``Origin`` header may read the response."""
+        if len(origin) > MAX_ORIGIN_LENGTH:
+            return False  # no browser sends it; refused before any matching
         return self.any_origin or origin in self.origins or self.patterns.match(origin) is not None
 
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods a preflight may ask for: '*' stands for Starlette's standard seven
+        (DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT), and methods listed beside it are
+        added to those. Compared case-sensitively, as browsers send them."""
+        if WILDCARD not in self.allow_methods:
+            return self.allow_methods
+        listed = [method for method in self.allow_methods if method != WILDCARD]
+        return tuple(dict.fromkeys([*ALL_METHODS, *listed]))
+
     def allows_method(self, method: str) -> bool:
-        # Starlette turns '*' into its fixed list of methods, compared case-sensitively.
-        allowed = ALL_METHODS if WILDCARD in self.allow_methods else self.allow_methods
-        return method in allowed
+        return method in self.methods
 
     def allows_header(self, header: str) -> bool:
         """Whether a preflight may ask for ``header`` (names compare case-insensitively)."""
@@ -104,20 +125,22 @@ class CORSPolicies:
     default: CORSPolicy
     named: dict[str, CORSPolicy]
     owners: dict[str, str]  # path prefix -> policy name
+    protect_writes: bool = True
+    write_bypass: tuple[str, ...] = ()  # path prefixes exempt from write protection
 
     @classmethod
     def from_settings(cls, settings: CORSSettings) -> CORSPolicies:
         path_policies = settings.cors_path_policies
-        network = settings.cors_allow_private_network
         return cls(
             default=CORSPolicy.from_settings(settings),
             named={
-                name: CORSPolicy.from_path_policy(policy, network)
-                for name, policy in path_policies.items()
+                name: CORSPolicy.from_path_policy(policy) for name, policy in path_policies.items()
             },
             owners={
                 prefix: name for name, policy in path_policies.items() for prefix in policy.prefixes
             },
+            protect_writes=settings.cors_cross_origin_protection,
+            write_bypass=settings.cors_cross_origin_bypass,
         )
 
     def prefix_for(self, path: str) -> str | None:
@@ -139,6 +162,12 @@ class CORSPolicies:
         name = self.name_for(path)
         return self.default if name is None else self.named[name]
 
+    def writes_protected(self, path: str) -> bool:
+        """Whether cross-origin write protection applies to ``path`` (whole segments)."""
+        return self.protect_writes and not any(
+            path == prefix or path.startswith(prefix + "/") for prefix in self.write_bypass
+        )
+
 
 class PolicyCORSMiddleware(CORSMiddleware):
     """Starlette's ``CORSMiddleware`` deciding with a :class:`CORSPolicy`.
@@ -148,11 +177,15 @@ class PolicyCORSMiddleware(CORSMiddleware):
     before the app runs, and the headers are encoded when the middleware is built.
     """
 
-    def __init__(self, app: ASGIApp, policy: CORSPolicy) -> None:
+    def __init__(
+        self, app: ASGIApp, policy: CORSPolicy, policies: CORSPolicies | None = None
+    ) -> None:
+        """``policies`` brings the cross-origin write protection settings; without it the
+        layer applies CORS only."""
         super().__init__(
             app,
             allow_origins=policy.origins,
-            allow_methods=policy.allow_methods,
+            allow_methods=policy.methods,
             allow_headers=policy.allow_headers,
             allow_credentials=policy.allow_credentials,
             allow_private_network=policy.allow_private_network,
@@ -160,6 +193,7 @@ class PolicyCORSMiddleware(CORSMiddleware):
             max_age=policy.max_age,
         )
         self.policy = policy
+        self.policies = policies
         # The headers that end every response to an allowed origin, and to any other
         # request; exact origins map straight to theirs.
         self.allowed_headers = (*encoded(self.simple_headers), VARY_ORIGIN)
@@ -172,10 +206,16 @@ class PolicyCORSMiddleware(CORSMiddleware):
             await self.other(scope, receive, send)
             return
         origin = request_origin(scope["headers"])
-        if origin is not None and scope["method"] == "OPTIONS":
+        method = scope["method"]
+        if origin is not None and method == "OPTIONS":
             headers = Headers(scope=scope)
             if "access-control-request-method" in headers:  # a preflight
                 await self.preflight_response(request_headers=headers)(scope, receive, send)
+                return
+        if method not in SAFE_METHODS and self.policies and self.policies.protect_writes:
+            reason = self.write_refusal(scope, origin)
+            if reason is not None:
+                await write_refused(scope, origin, reason)(scope, receive, send)
                 return
 
         added = self.response_headers(origin)
@@ -205,7 +245,9 @@ class PolicyCORSMiddleware(CORSMiddleware):
             # browsers, so CORS does not apply to them (authenticate them as usual).
             if origin is not None and origin != own_origin(scope, headers):
                 if not self.is_allowed_origin(origin):
-                    log_refusal(f"WebSocket {scope['path']}", origin, "origin not allowed")
+                    log_refusal(
+                        f"WebSocket {loggable(scope['path'])}", origin, origin_reason(origin)
+                    )
                     await send({"type": "websocket.close", "code": POLICY_VIOLATION, "reason": ""})
                     return
                 if not self.allow_credentials:
@@ -217,7 +259,37 @@ class PolicyCORSMiddleware(CORSMiddleware):
     def is_allowed_origin(self, origin: str) -> bool:
         return self.policy.allows_origin(origin)
 
+    def write_refusal(self, scope: Scope, origin: bytes | None) -> str | None:
+        """Why an unsafe request must not reach the app, or None when it may.
+
+        The algorithm of Go's ``CrossOriginProtection``, with this path's policy as the
+        trusted origins: ``Sec-Fetch-Site: same-origin`` or ``none`` passes; without
+        ``Sec-Fetch-Site``, an ``Origin`` whose host is the request's ``Host`` passes, and
+        a request with neither header is not from a browser and passes; any other request
+        passes only from an origin the policy allows, with a method it allows, or under a
+        bypass prefix.
+        """
+        site = header_value(scope["headers"], b"sec-fetch-site")
+        if site in (b"same-origin", b"none"):
+            return None
+        if site is None:
+            if origin is None:
+                return None  # not a browser: CORS and this check do not apply
+            if same_host(origin, header_value(scope["headers"], b"host")):
+                return None
+        if self.policies is None or not self.policies.writes_protected(route_path(scope)):
+            return None
+        if origin is None:
+            return "a cross-site request without an Origin header"
+        text = origin.decode("latin-1")
+        if not self.is_allowed_origin(text):
+            return "origin not allowed"
+        if not self.policy.allows_method(scope["method"]):
+            return f"method {scope['method']!r} not allowed"
+        return None
+
     def preflight_response(self, request_headers: Headers) -> Response:
+        request_headers = joined_request_headers(request_headers)
         response = super().preflight_response(request_headers)
         if response.status_code != 200:
             if not self.is_allowed_origin(request_headers["origin"]):
@@ -249,7 +321,7 @@ class PolicyCORSMiddleware(CORSMiddleware):
         text = origin.decode("latin-1")
         if self.is_allowed_origin(text):  # a pattern, or '*'
             return self.headers_for_allowed(origin)
-        log_refusal("request", text, "origin not allowed")
+        log_refusal("request", text, origin_reason(text))
         return self.other_headers
 
 
@@ -265,10 +337,61 @@ def encoded(headers: dict[str, str]) -> RawHeaders:
 
 def request_origin(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
     """The request's ``Origin`` header (the first, as Starlette reads it)."""
+    return header_value(headers, b"origin")
+
+
+def header_value(headers: Iterable[tuple[bytes, bytes]], wanted: bytes) -> bytes | None:
+    """The first value of the request header ``wanted`` (a lower-case name)."""
     for name, value in headers:
-        if name == b"origin":
+        if name.lower() == wanted:
             return value
     return None
+
+
+def same_host(origin: bytes, host: bytes | None) -> bool:
+    """Whether ``origin`` names the host (and port) the request was sent to.
+
+    The scheme is not compared: behind a TLS-terminating proxy the service sees http
+    while the page's origin is https. The proxy must pass the original ``Host`` on.
+    """
+    if host is None:
+        return False
+    _, _, authority = origin.lower().partition(b"://")
+    host = host.lower()
+    for default in (b":80", b":443"):
+        host = host.removesuffix(default)
+        authority = authority.removesuffix(default)
+    return authority == host
+
+
+def origin_reason(origin: str) -> str:
+    if len(origin) > MAX_ORIGIN_LENGTH:
+        return f"origin longer than {MAX_ORIGIN_LENGTH} characters, which no browser sends"
+    return "origin not allowed"
+
+
+def write_refused(scope: Scope, origin: bytes | None, reason: str) -> Response:
+    """The 403 for a refused cross-origin write, with no CORS headers: the page learns
+    nothing, and the handler never ran."""
+    method = scope["method"]
+    shown = "-" if origin is None else origin.decode("latin-1")
+    log_refusal(f"{method} {loggable(scope['path'])}", shown, f"{reason} (cross-origin write)")
+    detail = (
+        f"Cross-origin {method} refused: {reason} by this API's CORS policy. Requests from "
+        "other sites that could change data are refused before they run."
+    )
+    return JSONResponse({"detail": detail}, status_code=403, headers={"Vary": "Origin"})
+
+
+def joined_request_headers(headers: Headers) -> Headers:
+    """The preflight's headers with ``Access-Control-Request-Headers`` read whole, even
+    when a gateway split it over several field lines (Starlette reads only the first)."""
+    values = headers.getlist("access-control-request-headers")
+    if len(values) < 2:
+        return headers
+    raw = [(n, v) for n, v in headers.raw if n.lower() != b"access-control-request-headers"]
+    joined = ", ".join(values).encode("latin-1")
+    return Headers(raw=[*raw, (b"access-control-request-headers", joined)])
 
 
 def with_headers(
@@ -278,17 +401,23 @@ def with_headers(
 
     The app's own ``Access-Control-*`` headers are dropped: the policy alone decides
     what browsers may do. Its ``Vary`` values are kept, before ``Origin``. Names compare
-    as they are: ASGI apps send them in lower case, as Starlette does.
+    case-insensitively: a mounted ASGI app may send ``Access-Control-Allow-Origin``.
     """
     headers = headers if isinstance(headers, list) else list(headers)
     for name, _ in headers:
-        if name[:15] == b"access-control-" or name == b"vary":
+        lowered = name.lower()
+        if lowered[:15] == b"access-control-" or lowered == b"vary":
             break
     else:
         return [*headers, *added]  # the usual case: nothing to drop or merge
-    kept = [(n, v) for n, v in headers if n[:15] != b"access-control-" and n != b"vary"]
-    vary = [v for n, v in headers if n == b"vary"] + [b"Origin"]
+    kept = [(n, v) for n, v in headers if not is_cors_or_vary(n)]
+    vary = [v for n, v in headers if n.lower() == b"vary"] + [b"Origin"]
     return [*kept, *added[:-1], (b"vary", b", ".join(vary))]
+
+
+def is_cors_or_vary(name: bytes) -> bool:
+    lowered = name.lower()
+    return lowered[:15] == b"access-control-" or lowered == b"vary"
 
 
 def own_origin(scope: Scope, headers: Headers) -> str | None:
@@ -308,17 +437,12 @@ def without_credentials(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes,
     return [(name, value) for name, value in headers if name.lower() not in CREDENTIAL_HEADERS]
 
 
-LOGGED_LENGTH = 200
-
-
 def log_refusal(kind: str, origin: str, reason: str) -> None:
-    """One record per refused request; %r keeps hostile header values on one line, and
-    long values are cut so that a request cannot write kilobytes to the log."""
-    if len(origin) > LOGGED_LENGTH:
-        origin = origin[:LOGGED_LENGTH] + "..."
+    """One record per refused request, on one line: the origin is escaped and cut like
+    every request-derived value (``kind`` and ``reason`` quote theirs already)."""
     if len(reason) > 2 * LOGGED_LENGTH:
         reason = reason[: 2 * LOGGED_LENGTH] + "..."
-    logger.info("CORS refused %s from origin %r: %s", kind, origin, reason)
+    logger.info("CORS refused %s from origin %s: %s", kind, loggable(origin), reason)
 
 
 class PathScopedCORSMiddleware:
@@ -330,9 +454,10 @@ class PathScopedCORSMiddleware:
 
     def __init__(self, app: ASGIApp, policies: CORSPolicies) -> None:
         self.policies = policies
-        self.default = PolicyCORSMiddleware(app, policies.default)
+        self.default = PolicyCORSMiddleware(app, policies.default, policies)
         self.named = {
-            name: PolicyCORSMiddleware(app, policy) for name, policy in policies.named.items()
+            name: PolicyCORSMiddleware(app, policy, policies)
+            for name, policy in policies.named.items()
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -361,4 +486,4 @@ def add_cors(app: FastAPI, settings: CORSSettings) -> None:
     if policies.named:
         app.add_middleware(PathScopedCORSMiddleware, policies=policies)
     else:
-        app.add_middleware(PolicyCORSMiddleware, policy=policies.default)
+        app.add_middleware(PolicyCORSMiddleware, policy=policies.default, policies=policies)

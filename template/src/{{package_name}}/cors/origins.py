@@ -15,7 +15,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
+import publicsuffixlist
 from publicsuffixlist import PublicSuffixList
 
 WILDCARD = "*"
@@ -69,6 +71,8 @@ class PatternSet:
         self._index = {
             (p.scheme, p.parent, "" if p.port is None else str(p.port)): p for p in patterns
         }
+        # Only parents this long or shorter can match: the walk never looks further left.
+        self._longest = max((len(parent) for _, parent, _ in self._index), default=0)
 
     def __bool__(self) -> bool:
         return bool(self._index)
@@ -77,18 +81,28 @@ class PatternSet:
         return iter(self._index.values())
 
     def match(self, origin: str) -> OriginPattern | None:
-        """The pattern that allows ``origin`` exactly as a browser sends it, if any."""
+        """The pattern that allows ``origin`` exactly as a browser sends it, if any.
+
+        The walk goes right to left over the host's dots and stops once the candidate
+        parent is longer than any configured one, so its work is linear in the length of
+        the host whatever the number of dots in it. The most specific parent wins.
+        """
         scheme, separator, rest = origin.partition("://")
         if not separator or not self._index:
             return None
-        host, _, port = rest.partition(":")
-        dot = host.find(".")
-        while dot != -1:
+        host, colon, port = rest.partition(":")
+        if colon and not port:
+            return None  # 'https://a.example.com:' is not how a browser sends an origin
+        found, found_at = None, -1
+        dot = host.rfind(".")
+        while dot != -1 and len(host) - dot - 1 <= self._longest:
             pattern = self._index.get((scheme, host[dot + 1 :], port))
-            # Everything left of the parent must be whole, valid DNS labels.
-            if pattern is not None and _SUBDOMAINS.fullmatch(host, 0, dot + 1):
-                return pattern
-            dot = host.find(".", dot + 1)
+            if pattern is not None:
+                found, found_at = pattern, dot
+            dot = host.rfind(".", 0, dot)
+        # Everything left of the parent must be whole, valid DNS labels (checked once).
+        if found is not None and _SUBDOMAINS.fullmatch(host, 0, found_at + 1):
+            return found
         return None
 
 
@@ -238,6 +252,12 @@ def _check_structure(raw: str, entry: str) -> None:
                 f"that other people own; name your own domain, as in "
                 f"'{scheme}://*.example.{parent}'"
             )
+        if has_public_suffix_below(parent):
+            raise OriginError(
+                f"{raw!r} reaches sites that other people own: the public suffix list has "
+                f"suffixes under '{parent}' (hosting where anyone gets a subdomain); list "
+                "your exact origins, or a pattern under a domain that is yours alone"
+            )
 
 
 def ipv6_compressed(address: str) -> str | None:
@@ -266,3 +286,31 @@ def _public_suffixes() -> PublicSuffixList:
 def is_public_suffix(domain: str) -> bool:
     """Whether ``domain`` is a public suffix (``com``, ``co.uk``, ``github.io``, ...)."""
     return "." not in domain or _public_suffixes().is_public(domain)
+
+
+@cache
+def _parents_of_public_suffixes() -> frozenset[str]:
+    """Every domain with a public-suffix rule below it (``amazonaws.com`` has
+    ``s3.amazonaws.com``), read once from the list that ``publicsuffixlist`` ships."""
+    source = Path(publicsuffixlist.__file__).with_name("public_suffix_list.dat")
+    parents = set()
+    for line in source.read_text(encoding="utf-8").splitlines():
+        rule = line.strip().lower()
+        if not rule or rule.startswith(("//", "!")):
+            continue
+        labels = [_ascii_label(label) for label in rule.removeprefix("*.").split(".")]
+        if rule.startswith("*."):
+            parents.add(".".join(labels))  # every child of it is public
+        parents.update(".".join(labels[i:]) for i in range(1, len(labels)))
+    return frozenset(parents)
+
+
+def _ascii_label(label: str) -> str:
+    """A label as browsers send it: punycode when it is not ASCII."""
+    return label if label.isascii() else "xn--" + label.encode("punycode").decode("ascii")
+
+
+def has_public_suffix_below(domain: str) -> bool:
+    """Whether a public-suffix rule lies below ``domain``: a pattern on it would allow
+    hosts that the list's owners hand out to anyone (``*.amazonaws.com``)."""
+    return domain in _parents_of_public_suffixes()

@@ -180,6 +180,9 @@ class PathPolicy(BaseModel):
     allow_headers: Annotated[tuple[str, ...], NoDecode] = ()
     expose_headers: Annotated[tuple[str, ...], NoDecode] = ()
     max_age: int = Field(default=600, ge=0, le=86400)
+    # Answering Private Network Access preflights is decided per policy: a public '*'
+    # policy does not let every website reach a private network unless asked to.
+    allow_private_network: bool = False
 
     @field_validator(*LIST_FIELDS, mode="before")
     @classmethod
@@ -235,6 +238,10 @@ class CORSSettings(BaseSettings):
     cors_max_age: int = Field(default=600, ge=0, le=86400)
     cors_allow_private_network: bool = False
     cors_path_policies: dict[str, PathPolicy] = {}
+    # Cross-origin write protection: an unsafe request that a browser marks as
+    # cross-origin, from an origin the path's policy does not allow, is refused (403).
+    cors_cross_origin_protection: bool = True
+    cors_cross_origin_bypass: Annotated[tuple[str, ...], NoDecode] = ()
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     @classmethod
@@ -266,6 +273,7 @@ class CORSSettings(BaseSettings):
         "cors_allow_methods",
         "cors_allow_headers",
         "cors_expose_headers",
+        "cors_cross_origin_bypass",
         mode="before",
     )
     @classmethod
@@ -286,6 +294,17 @@ class CORSSettings(BaseSettings):
     @classmethod
     def _header_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return header_list(value)
+
+    @field_validator("cors_cross_origin_bypass")
+    @classmethod
+    def _bypass_prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(prefix.strip().rstrip("/") == "" for prefix in value):
+            raise ValueError(
+                "'/' would exempt every path: turn the protection off with "
+                f"{cls.env_name('cors_cross_origin_protection')}=false instead, or name the "
+                "paths that need it, as in '/webhooks'"
+            )
+        return tuple(dict.fromkeys(path_prefix(prefix) for prefix in value))
 
     @field_validator("cors_path_policies")
     @classmethod
@@ -364,6 +383,7 @@ class CORSSettings(BaseSettings):
             allow_headers=self.cors_allow_headers,
             expose_headers=self.cors_expose_headers,
             max_age=self.cors_max_age,
+            allow_private_network=self.cors_allow_private_network,
         )
 
     @classmethod
