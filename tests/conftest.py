@@ -63,13 +63,18 @@ def render(template: Path, destination: Path, data: Mapping[str, Any] | None = N
     return destination
 
 
-def run(cwd: Path, *command: str, env: Mapping[str, str] | None = None) -> str:
-    """Run a command as a user would; fail with its output when it fails."""
-    environment = {
+def owner_environment() -> dict[str, str]:
+    """The environment of an owner's shell: nothing of this test run's own."""
+    return {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("VIRTUAL_ENV", "UV_PROJECT", "PYTEST_")) and key != "ENVIRONMENT"
     }
+
+
+def run(cwd: Path, *command: str, env: Mapping[str, str] | None = None) -> str:
+    """Run a command as a user would; fail with its output when it fails."""
+    environment = owner_environment()
     environment.update(env or {})
     result = subprocess.run(
         command, cwd=cwd, env=environment, capture_output=True, text=True, check=False
@@ -83,7 +88,11 @@ def run(cwd: Path, *command: str, env: Mapping[str, str] | None = None) -> str:
 
 def check_project(project: Path) -> None:
     """Set up a generated project and run its own checks, as its owner would."""
-    run(project, "uv", "sync", "--quiet")
+    setup = subprocess.run(
+        ["uv", "sync"], cwd=project, env=owner_environment(), capture_output=True, text=True
+    )
+    assert setup.returncode == 0, setup.stderr[-4000:]
+    assert "warning" not in setup.stderr.lower(), setup.stderr  # a new owner's first command
     tests = run(project, "uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider")
     assert re.search(r"\b\d+ passed\b", tests) and "skipped" not in tests, tests
     run(project, "uv", "run", "--no-sync", "ruff", "check", ".")

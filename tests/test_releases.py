@@ -21,7 +21,15 @@ import copier
 import pytest
 
 from . import owner
-from .conftest import ROOT, TEMPLATE_FILES, check_project, copy_template, git, run
+from .conftest import (
+    ROOT,
+    TEMPLATE_FILES,
+    check_project,
+    copy_template,
+    git,
+    owner_environment,
+    run,
+)
 
 # The commit of the first template core, before any release was cut.
 TEMPLATE_CORE = ("0.1.0.dev0", "e5999ba963c6")
@@ -180,24 +188,19 @@ def test_a_service_from_an_earlier_release_updates_to_the_working_tree(
     else:
         assert conflicted(project) == []
     assert owner.lost_lines(project, edits) == []
-    # The generated test names what is left to resolve.
+    # The owner's next `uv run pytest` names what is left to resolve, before anything
+    # imports the half-merged code.
+    subprocess.run(["uv", "sync", "--quiet"], cwd=project, env=owner_environment(), check=False)
     left = subprocess.run(
-        [
-            "python",
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--noconftest",
-            "tests/cors/test_no_conflict_markers.py",
-        ],
+        ["uv", "run", "--no-sync", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=project,
+        env=owner_environment(),
         capture_output=True,
         text=True,
         check=False,
     )
-    assert left.returncode == 1 and all(name in left.stdout for name in stopped), left.stdout
+    assert left.returncode == 1, left.stdout + left.stderr
+    assert all(name in left.stderr for name in stopped), left.stderr
 
     owner.resolve(project, PACKAGE, edits, stopped)
     # As the docs say after carrying lines over: let ruff sort the imports and format.

@@ -12,7 +12,4 @@ from .cors import CORSSettings
 
 
 class Settings(CORSSettings):
-    """CORS settings (inherited) and the service's own, for example::
-
-    database_url: str = "sqlite:///./service.db"
-    """
+    """The CORS settings (inherited) and the service's own: add your fields below."""

@@ -73,20 +73,42 @@ def conflict_markers(path: Path) -> list[str]:
     ]
 
 
+def rejected_hunks() -> list[str]:
+    """The ``.rej`` files that ``copier update --conflict rej`` left."""
+    return sorted(
+        path.relative_to(PROJECT).as_posix() for path in project_files() if path.suffix == ".rej"
+    )
+
+
+MARKERS_LEFT = (
+    "Unresolved conflict (from copier update or a git merge): keep the lines you want, "
+    "delete the marker lines, then run the tests again."
+)
+REJECTS_LEFT = (
+    "copier update could not apply these hunks of yours (--conflict rej). Carry your lines "
+    "from each .rej file into the file beside it, which holds the template's new version (if "
+    "there is none, the template removed or moved that file: keep what you still need "
+    "elsewhere), delete the .rej file, then run the tests again."
+)
+
+
+def unresolved() -> str:
+    """Everything left to resolve, as one message; empty when nothing is."""
+    found = [marker for path in project_files() for marker in conflict_markers(path)]
+    rejected = rejected_hunks()
+    parts = []
+    if found:
+        parts.append(MARKERS_LEFT + "\n" + "\n".join(found))
+    if rejected:
+        parts.append(REJECTS_LEFT + "\n" + "\n".join(rejected))
+    return "\n\n".join(parts)
+
+
 def test_no_conflict_markers_are_left() -> None:
     found = [marker for path in project_files() for marker in conflict_markers(path)]
-    assert not found, (
-        "Unresolved conflict (from copier update or a git merge): keep the lines you want, "
-        "delete the marker lines, then run the tests again.\n" + "\n".join(found)
-    )
+    assert not found, MARKERS_LEFT + "\n" + "\n".join(found)
 
 
 def test_no_rejected_hunks_are_left() -> None:
-    rejected = sorted(
-        path.relative_to(PROJECT).as_posix() for path in project_files() if path.suffix == ".rej"
-    )
-    assert not rejected, (
-        "copier update could not apply these hunks of yours (--conflict rej): the file beside "
-        "each holds the template's new version. Carry your lines from the .rej file into it, "
-        "delete the .rej file, then run the tests again.\n" + "\n".join(rejected)
-    )
+    rejected = rejected_hunks()
+    assert not rejected, REJECTS_LEFT + "\n" + "\n".join(rejected)
