@@ -41,6 +41,7 @@ HEADERS = ["Authorization", "Content-Type"]
 EXPOSE = ["X-Request-ID"]
 MAX_AGE = 600
 ORIGIN_COUNTS = (1, 100, 10_000)
+LONG_ORIGINS = (1024, 65536, 262144)
 PATTERN_COUNTS = (1, 100)
 
 
@@ -109,7 +110,7 @@ def headers_only_app() -> FastAPI:
     return app
 
 
-def generated_app(entries: list[str]) -> FastAPI:
+def generated_app(entries: list[str], **extra: Any) -> FastAPI:
     """The generated service's app, its origins given through Settings."""
     main = importlib.import_module(f"{package()}.main")
     settings = importlib.import_module(f"{package()}.settings")
@@ -123,6 +124,7 @@ def generated_app(entries: list[str]) -> FastAPI:
             cors_allow_headers=HEADERS,
             cors_expose_headers=EXPOSE,
             cors_max_age=MAX_AGE,
+            **extra,
         )
     )
 
@@ -148,8 +150,10 @@ async def harness_app(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
-def request_scope(method: str, origin: str | None) -> Scope:
-    headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench")]
+def request_scope(
+    method: str, origin: str | None, extra: list[tuple[bytes, bytes]] | None = None
+) -> Scope:
+    headers = [(b"host", b"127.0.0.1:8000"), (b"user-agent", b"bench"), *(extra or [])]
     if origin is not None:
         headers.append((b"origin", origin.encode("latin-1")))
     if method == "OPTIONS":
@@ -262,6 +266,30 @@ def cases() -> list[Case]:
         origin = f"https://app.tenant{count - 1}.example.com"
         add(f"stock/patterns/{count}", stock_app(origin_regex=stock_regex(count)), origin)
         add(f"generated/patterns/{count}", generated_app(patterns(count)), origin)
+    found += extra_cases()
+    return found
+
+
+def extra_cases() -> list[Case]:
+    """The layer alone: a cross-site POST from an allowed origin with the cross-origin
+    write protection on and off, and refused Origins of 1 KiB to 256 KiB (a host of
+    dots) against a profile with a pattern, beside stock CORSMiddleware with its regex."""
+    found: list[Case] = []
+    origin = exact_origins(1)[-1]
+    cross_site = [(b"sec-fetch-site", b"cross-site")]
+    for state, on in (("on", True), ("off", False)):
+        app = generated_app([origin], cors_cross_origin_protection=on)
+        scope = request_scope("POST", origin, cross_site)
+        found.append(Case(f"extra/write/{state}", "layer", layer_of(app), scope, 200, origin))
+        scope = request_scope("GET", origin, cross_site)
+        found.append(Case(f"extra/read/{state}", "layer", layer_of(app), scope, 200, origin))
+    generated = layer_of(generated_app([origin, *patterns(1)]))
+    stock = layer_of(stock_app(origins=[origin], origin_regex=stock_regex(1)))
+    for size in LONG_ORIGINS:
+        long_origin = "https://" + "a." * ((size - len("https://example.net")) // 2) + "example.net"
+        scope = request_scope("GET", long_origin)
+        found.append(Case(f"extra/long/{size}/generated", "layer", generated, scope, 200, None))
+        found.append(Case(f"extra/long/{size}/stock", "layer", stock, scope, 200, None))
     return found
 
 

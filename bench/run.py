@@ -431,7 +431,7 @@ def section_asgi(plan: Plan, service: Service) -> Section:
         f"| {us['bare']['preflight']:.2f} (405) | {us['bare']['layer']:.2f} |",
     ]
     for config, columns in us.items():
-        if config != "bare":
+        if config != "bare" and not config.startswith("extra/"):
             matrix.append(
                 f"| {label(config)} | {columns['simple']:.2f} | {columns['preflight']:.2f} "
                 f"| {columns['layer']:.2f} |"
@@ -532,6 +532,30 @@ def section_asgi(plan: Plan, service: Service) -> Section:
             "stock/patterns/100",
             "preflight",
             "stock/patterns/1",
+        ),
+        Row(
+            "write protection on vs off, cross-site POST from an allowed origin (layer alone)",
+            us["extra/write/on"]["layer"],
+            "µs",
+            baseline="the same with CORS_CROSS_ORIGIN_PROTECTION=false",
+            baseline_value=us["extra/write/off"]["layer"],
+        ),
+        Row(
+            "write protection on vs off, cross-site GET (layer alone)",
+            us["extra/read/on"]["layer"],
+            "µs",
+            baseline="the same with CORS_CROSS_ORIGIN_PROTECTION=false",
+            baseline_value=us["extra/read/off"]["layer"],
+        ),
+        *(
+            Row(
+                f"generated layer, refused {size // 1024} KiB Origin, pattern profile",
+                us[f"extra/long/{size}/generated"]["layer"],
+                "µs",
+                baseline="stock CORSMiddleware with its regex",
+                baseline_value=us[f"extra/long/{size}/stock"]["layer"],
+            )
+            for size in (1024, 65536, 262144)
         ),
     ]
     return Section(

@@ -33,6 +33,8 @@ MEASUREMENTS = (
     "generated vs stock, 1 origin, simple (layer alone)",
     "generated, 10,000 vs 1 origin, simple (layer alone)",
     "stock, 10,000 vs 1 origin, preflight",
+    "write protection on vs off, cross-site POST from an allowed origin (layer alone)",
+    "generated layer, refused 256 KiB Origin, pattern profile",
     "with the generated CORS layer",
     "without CORS layer, second servers (noise check)",
     "headers only, no decision (reference)",

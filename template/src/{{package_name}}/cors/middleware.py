@@ -315,6 +315,10 @@ class PolicyCORSMiddleware(CORSMiddleware):
         """The CORS headers of the response to a request with this ``Origin``."""
         if origin is None:
             return self.other_headers
+        if len(origin) > MAX_ORIGIN_LENGTH:  # bounded work: not even hashed
+            shown = origin[: LOGGED_LENGTH + 1].decode("latin-1")  # loggable marks the cut
+            log_refusal("request", shown, TOO_LONG)
+            return self.other_headers
         found = self.exact_headers.get(origin)
         if found is not None:
             return found
@@ -364,10 +368,12 @@ def same_host(origin: bytes, host: bytes | None) -> bool:
     return authority == host
 
 
+TOO_LONG = f"origin longer than {MAX_ORIGIN_LENGTH} characters, which no browser sends"
+
+
 def origin_reason(origin: str) -> str:
-    if len(origin) > MAX_ORIGIN_LENGTH:
-        return f"origin longer than {MAX_ORIGIN_LENGTH} characters, which no browser sends"
-    return "origin not allowed"
+    """Why an origin is refused, as the log says it."""
+    return TOO_LONG if len(origin) > MAX_ORIGIN_LENGTH else "origin not allowed"
 
 
 def write_refused(scope: Scope, origin: bytes | None, reason: str) -> Response:
