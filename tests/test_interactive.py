@@ -8,16 +8,19 @@ from pathlib import Path
 
 import pexpect
 import pytest
+import yaml
 
 COPIER = str(Path(sys.executable).with_name("copier"))
 
 # (text the prompt shows, what the user types): "" accepts the default; a yes/no question
 # takes a single key, without Enter; None only waits for the text.
 KEY = "key:"
-CONVERSATION: list[tuple[str, str | None]] = [
+# A prompt of None answers the question still on screen after a refused answer.
+CONVERSATION: list[tuple[str | None, str | None]] = [
     ("What is the service called?", "Shop Front"),
     ("Python package name", ""),
     ("Which environments", ""),
+    ("Do browsers send cookies", KEY + "y"),
     ("Development: which browser origins", "http://localhost:5173"),
     ("Staging: which browser origins", "https://staging.shop.example.com/app"),
     ("has a path, query or fragment", None),  # refused; the prompt is asked again
@@ -25,9 +28,11 @@ CONVERSATION: list[tuple[str, str | None]] = [
         "Staging: which browser origins",
         "https://staging.shop.example.com, https://*.pr.shop.example.com",
     ),
-    ("Production: which browser origins", "https://shop.example.com/"),
-    ("All origins by environment", ""),
-    ("Do browsers send cookies", KEY + "y"),
+    ("Production: which browser origins", "*"),
+    ("'*' with credentials (answered yes) is refused by browsers", None),
+    (None, "https://shop.example.com/, HTTPS://Shop.Example.com"),  # the same prompt, again
+    ("repeats 'https://shop.example.com/'", None),  # one origin twice, once normalized
+    (None, "https://shop.example.com/"),
     ("Which HTTP methods", ""),
     ("Which request headers", "Authorization, X-Request-ID"),
     ("Which response headers", "X-Request-ID"),
@@ -51,7 +56,8 @@ def test_plain_text_answers_make_a_service(template_repo: Path, tmp_path: Path) 
     )
     try:
         for prompt, answer in CONVERSATION:
-            child.expect_exact(prompt)
+            if prompt is not None:
+                child.expect_exact(prompt)
             if answer is None:
                 continue
             if answer.startswith(KEY):
@@ -77,6 +83,11 @@ def test_plain_text_answers_make_a_service(template_repo: Path, tmp_path: Path) 
     assert profiles["production"]["cors_allow_credentials"] is True
     assert profiles["production"]["cors_allow_headers"] == ["Authorization", "X-Request-ID"]
     assert profiles["production"]["cors_path_policies"]["public"]["prefixes"] == ["/status"]
+    # One record per answer: the origins live in cors_origins only, and nothing was asked
+    # twice (the conversation above has no question for cors_origins).
+    answers = yaml.safe_load((destination / ".copier-answers.yml").read_text())
+    assert answers["cors_origins"]["production"] == ["https://shop.example.com/"]
+    assert not {f"{name}_origins" for name in profiles} & set(answers)
 
 
 @pytest.fixture(autouse=True)

@@ -50,7 +50,35 @@ def refusal(template: Path, tmp_path: Path, data: dict[str, Any]) -> str:
         ({"development_origins": "http://localhost:3000,,http://localhost:5173"}, "extra comma"),
         (
             {"production_origins": "*", "cors_allow_credentials": True},
-            "Credentials cannot be combined with the origin '*' (production)",
+            "production: '*' with credentials (answered yes) is refused by browsers",
+        ),
+        (
+            {
+                "cors_origins": {"development": [], "staging": ["*"], "production": []},
+                "cors_allow_credentials": True,
+            },
+            "staging: '*' with credentials (answered yes) is refused by browsers",
+        ),
+        (
+            {"staging_origins": "HTTPS://App.Example.com, https://app.example.com/"},
+            "staging: 'https://app.example.com/' repeats 'HTTPS://App.Example.com'",
+        ),
+        (
+            {
+                "cors_origins": {
+                    "development": [],
+                    "staging": [],
+                    "production": ["https://a.example.com", "https://a.example.com:443"],
+                }
+            },
+            "production: 'https://a.example.com:443' repeats 'https://a.example.com'",
+        ),
+        (
+            {
+                "production_origins": "https://a.example.com",
+                "cors_origins": {"development": [], "staging": [], "production": []},
+            },
+            "production_origins is asked only at generation: change cors_origins",
         ),
         (
             {"environments": ["production"], "cors_origins": {"production": [], "staging": []}},

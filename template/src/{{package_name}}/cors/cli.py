@@ -1,4 +1,4 @@
-"""Command line: ``<package> cors show`` and ``<package> cors explain``.
+"""Command line: ``<package> cors show``, ``<package> cors explain`` and ``<package> cors check``.
 
 The settings are the service's own ``Settings`` class (``<package>/settings.py``), so a
 profile that also sets the owner's fields loads here as it does in the app.
@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from ..settings import Settings
+from .check import DEFAULT_PATH, DEFAULT_TIMEOUT, check_command
 from .explain import describe_policies, explain
 from .origins import OriginError
 from .settings import SERVICE, ConfigError
@@ -45,6 +46,32 @@ def build_parser() -> argparse.ArgumentParser:
     explain_parser.add_argument(
         "--path", default="/", help="the requested path: picks the policy (default /)"
     )
+    check_parser = cors.add_parser(
+        "check",
+        help="does the deployed service at URL answer browsers as the policy says? "
+        "(exit 0 yes, 1 no, 2 bad input)",
+    )
+    check_parser.add_argument(
+        "url", help="the service's base URL as browsers call it; --path is added to it"
+    )
+    check_parser.add_argument(
+        "--env",
+        choices=list(SERVICE.profiles),
+        help="the deployment's environment (default: the ENVIRONMENT variable)",
+    )
+    check_parser.add_argument(
+        "--path",
+        action="append",
+        metavar="PATH",
+        help=f"a path to check, repeatable: picks the policy (default {DEFAULT_PATH})",
+    )
+    check_parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait for each answer (default {DEFAULT_TIMEOUT:g})",
+    )
+    check_parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
@@ -53,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.action == "show":
             return show()
+        if arguments.action == "check":
+            return check_command(arguments)
         return explain_command(arguments)
     except (ConfigError, OriginError) as error:
         print(error, file=sys.stderr)
