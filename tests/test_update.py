@@ -520,13 +520,17 @@ def test_the_readme_command_that_changes_an_answer_works(template: Path, tmp_pat
     start = next(i for i, line in enumerate(lines) if "--vcs-ref :current:" in line)
     command = lines[start].removesuffix("\\") + lines[start + 1]
     assert command.startswith("uvx copier update")
-    subprocess.run(
+    result = subprocess.run(
         f"{sys.executable} -m {command.removeprefix('uvx ')}",
         shell=True,
         cwd=project,
         check=True,
         capture_output=True,
+        text=True,
     )
+    # After the update, Copier says what to check before committing.
+    assert '"Orders API" is updated. Before you commit:' in result.stderr
+    assert "uv run pytest" in result.stderr and "hunk by hunk" in result.stderr
     production = profiles(project)["production"]["cors_allow_origins"]
     assert production[-1] == "https://new.example.com"
     assert recorded_answers(project)["_commit"] == "v1"

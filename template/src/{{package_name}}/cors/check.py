@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import secrets
 import sys
 import time
@@ -40,7 +39,7 @@ from ..settings import Settings
 from .explain import SIMPLE_METHODS, policy_label
 from .middleware import CORSPolicies, CORSPolicy, add_cors
 from .origins import NULL, WILDCARD, OriginPattern, is_pattern
-from .settings import ENVIRONMENT_VARIABLE, CORSSettings
+from .settings import CORSSettings
 
 PACKAGE = __name__.split(".")[0]
 AGREES, DISAGREES, BAD_INPUT = 0, 1, 2
@@ -886,15 +885,7 @@ def unreachable(probe: Probe, url: str, error: httpx.HTTPError) -> Finding:
 
 def check_command(arguments: argparse.Namespace) -> int:
     """``cors check URL``: print the report (or JSON); 0 agrees, 1 differs, 2 bad input."""
-    environment = arguments.env or os.environ.get(ENVIRONMENT_VARIABLE)
-    if not environment:
-        print(
-            "cors check needs the deployment's environment: pass --env (for example --env "
-            f"production) or set {ENVIRONMENT_VARIABLE}",
-            file=sys.stderr,
-        )
-        return BAD_INPUT
-    settings = Settings.load(environment=environment)
+    settings = Settings.load(environment=arguments.env)  # --env, or ENVIRONMENT (cli.py)
     try:
         report = check(settings, arguments.url, arguments.path or [DEFAULT_PATH], arguments.timeout)
     except CheckError as error:

@@ -10,6 +10,7 @@ bad input or an invalid configuration.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,7 +18,7 @@ from ..settings import Settings
 from .check import DEFAULT_PATH, DEFAULT_TIMEOUT, check_command
 from .explain import describe_policies, explain
 from .origins import OriginError
-from .settings import SERVICE, ConfigError
+from .settings import ENVIRONMENT_VARIABLE, SERVICE, ConfigError
 
 ALLOWED, REFUSED, BAD_INPUT = 0, 1, 2
 
@@ -33,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         "explain", help="would a browser on ORIGIN be allowed? (exit 0 yes, 1 no, 2 bad input)"
     )
     explain_parser.add_argument(
-        "--env", required=True, choices=list(SERVICE.profiles), help="environment to check"
+        "--env",
+        choices=list(SERVICE.profiles),
+        help="environment to check (default: the ENVIRONMENT variable)",
     )
     explain_parser.add_argument("--origin", required=True, help="the page's origin or URL")
     explain_parser.add_argument("--method", default="GET", help="request method (default GET)")
@@ -80,12 +83,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.action == "show":
             return show()
+        arguments.env = environment_of(arguments.env, f"cors {arguments.action}")
         if arguments.action == "check":
             return check_command(arguments)
         return explain_command(arguments)
     except (ConfigError, OriginError) as error:
         print(error, file=sys.stderr)
         return BAD_INPUT
+
+
+def environment_of(given: str | None, command: str) -> str:
+    """``--env``, else the ``ENVIRONMENT`` variable, as the service itself would read it."""
+    environment = given or os.environ.get(ENVIRONMENT_VARIABLE)
+    if not environment:
+        raise ConfigError(
+            f"{command} needs the deployment's environment: pass --env (for example --env "
+            f"{list(SERVICE.profiles)[-1]}) or set {ENVIRONMENT_VARIABLE}"
+        )
+    return environment
 
 
 def show() -> int:

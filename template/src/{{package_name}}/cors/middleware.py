@@ -489,6 +489,7 @@ def add_cors(app: FastAPI, settings: CORSSettings) -> None:
     added later would wrap it, and the responses that middleware produces or rejects would
     reach browsers without CORS headers."""
     policies = CORSPolicies.from_settings(settings)
+    app.state.cors_settings = settings  # for the start-up line
     if policies.named:
         app.add_middleware(PathScopedCORSMiddleware, policies=policies)
     else:

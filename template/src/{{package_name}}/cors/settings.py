@@ -10,6 +10,8 @@ value means an empty list.
 
 from __future__ import annotations
 
+import difflib
+import fnmatch
 import json
 import os
 import re
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -359,6 +362,12 @@ class CORSSettings(BaseSettings):
 
         ``values`` take precedence over every source, as keyword arguments do.
         """
+        misspelt = unknown_variables(cls)
+        if misspelt:
+            raise ConfigError(
+                "Invalid configuration; the service cannot start:\n"
+                + "\n".join(f"  {problem}" for problem in misspelt)
+            )
         try:
             return cls(**values)
         except ValidationError as error:
@@ -446,11 +455,77 @@ class ProfileSource(PydanticBaseSettingsSource):
         return profile
 
 
+def variable_names(settings_cls: type[CORSSettings]) -> set[str]:
+    """Every variable the settings read, path-policy fields as their ``__`` pattern."""
+    names = {settings_cls.env_name(name) for name in settings_cls.model_fields}
+    return names | {settings_cls.policy_env_name("*", name) for name in PathPolicy.model_fields}
+
+
+def variables_set(settings_cls: type[CORSSettings]) -> dict[str, str]:
+    """The process environment and ``.env``, as the settings would read them."""
+    found: dict[str, str] = {}
+    env_file = settings_cls.model_config.get("env_file")
+    if isinstance(env_file, str) and Path(env_file).is_file():
+        found.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    found.update(os.environ)
+    return found
+
+
+def unknown_variables(settings_cls: type[CORSSettings]) -> list[str]:
+    """Variables that look like this service's CORS settings but are none of them
+    (``CORS_ALLOWED_ORIGINS``): the service would silently serve the profile instead."""
+    prefix = f"{settings_cls.model_config.get('env_prefix', '')}CORS_".upper()
+    known = variable_names(settings_cls)
+    problems = []
+    for name in sorted(variables_set(settings_cls)):
+        upper = name.upper()
+        if not upper.startswith(prefix) or upper in known:
+            continue
+        if fnmatch.fnmatchcase(upper, settings_cls.policy_env_name("*", "*")):
+            continue  # a path-policy field: its own validation names a misspelt one
+        closest = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+        hint = f"did you mean {closest[0]}? " if closest else ""
+        problems.append(
+            f"{name} is not a setting of this service: {hint}rename or unset it (the "
+            f"settings are listed by `cors show`)"
+        )
+    return problems
+
+
+def unprefixed_variables(settings_cls: type[CORSSettings]) -> list[str]:
+    """``CORS_*`` variables this service does not read because it has a prefix."""
+    prefix = str(settings_cls.model_config.get("env_prefix", "")).upper()
+    if not prefix:
+        return []
+    return sorted(name for name in os.environ if name.upper().startswith("CORS_"))
+
+
+# pydantic's generic wording, replaced by what to write instead.
+FIXES = {
+    "bool_parsing": "write true or false",
+    "bool_type": "write true or false",
+    "int_parsing": "write a whole number",
+    "int_from_float": "write a whole number",
+    "literal_error": "write one of {expected}",
+}
+
+
+def problem_message(problem: Any) -> str:
+    kind = problem["type"]
+    context = problem.get("ctx", {})
+    if kind in FIXES:
+        return FIXES[kind].format(**context)
+    bounded = kind in ("greater_than_equal", "less_than_equal")
+    if bounded and problem["loc"] and str(problem["loc"][-1]).endswith("max_age"):
+        return "write a number of seconds from 0 to 86400 (Chromium caps it at 7200)"
+    return str(problem["msg"]).removeprefix("Value error, ")
+
+
 def describe(error: ValidationError, settings_cls: type[CORSSettings]) -> str:
     """One line per problem: the variable, its value, where it came from, and the fix."""
     lines = ["Invalid configuration; the service cannot start:"]
     for problem in error.errors():
-        message = problem["msg"].removeprefix("Value error, ")
+        message = problem_message(problem)
         if not problem["loc"]:
             lines.append(f"  {message}")
             continue
