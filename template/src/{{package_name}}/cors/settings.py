@@ -118,8 +118,61 @@ def origin_list(value: tuple[str, ...], environment: str | None = None) -> tuple
     return tuple(dict.fromkeys(origins))
 
 
+# The IANA HTTP Method Registry, less CONNECT and TRACE, which browsers never send from
+# a page. A method outside it is far more likely a typo (GET,FETCH) than a need.
+REGISTERED_METHODS = frozenset(
+    [
+        "ACL",
+        "BASELINE-CONTROL",
+        "BIND",
+        "CHECKIN",
+        "CHECKOUT",
+        "COPY",
+        "DELETE",
+        "GET",
+        "HEAD",
+        "LABEL",
+        "LINK",
+        "LOCK",
+        "MERGE",
+        "MKACTIVITY",
+        "MKCALENDAR",
+        "MKCOL",
+        "MKREDIRECTREF",
+        "MKWORKSPACE",
+        "MOVE",
+        "OPTIONS",
+        "ORDERPATCH",
+        "PATCH",
+        "POST",
+        "PROPFIND",
+        "PROPPATCH",
+        "PUT",
+        "QUERY",
+        "REBIND",
+        "REPORT",
+        "SEARCH",
+        "UNBIND",
+        "UNCHECKOUT",
+        "UNLINK",
+        "UNLOCK",
+        "UPDATE",
+        "UPDATEREDIRECTREF",
+        "VERSION-CONTROL",
+    ]
+)
+
+
 def method_list(value: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dict.fromkeys(_token(method, "method").upper() for method in value))
+    methods = tuple(dict.fromkeys(_token(method, "method").upper() for method in value))
+    for method in methods:
+        if method != WILDCARD and method not in REGISTERED_METHODS:
+            raise ValueError(
+                f"{method!r} is not a registered HTTP method that browsers send: check the "
+                "spelling (GET, HEAD, POST, PUT, PATCH, DELETE, ...), or use '*' for the "
+                "standard ones"
+            )
+    return methods
 
 
 def header_list(value: tuple[str, ...]) -> tuple[str, ...]:
