@@ -6,12 +6,15 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import copier
 import pytest
+
+if TYPE_CHECKING:
+    from .browser_support import Engine
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_FILES = ("copier.yml", "template", "validators")
@@ -98,3 +101,27 @@ def check_project(project: Path) -> None:
     run(project, "uv", "run", "--no-sync", "ruff", "check", ".")
     run(project, "uv", "run", "--no-sync", "ruff", "format", "--check", ".")
     run(project, "uv", "run", "--no-sync", "mypy")
+
+
+# --- Browsers ----------------------------------------------------------------------------
+
+ENGINES = [
+    pytest.param("chromium", marks=pytest.mark.browser, id="chromium"),
+    pytest.param("firefox", marks=[pytest.mark.browser, pytest.mark.firefox], id="firefox"),
+]
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """One browser per engine (and per xdist worker), launched when first needed and
+    shared by every browser test module: Playwright's sync API runs one per thread."""
+    from .browser_support import FIREFOX_PREFS, ChromiumEngine
+    from .firefox_support import FirefoxEngine
+
+    launched: Engine = (
+        ChromiumEngine() if request.param == "chromium" else FirefoxEngine(FIREFOX_PREFS)
+    )
+    try:
+        yield launched
+    finally:
+        launched.close()

@@ -10,23 +10,18 @@ write; the service reports which requests arrived and which handlers ran.
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
 
 from .browser_support import (
-    CHROMIUM_ARGS,
+    OTHER_SITE,
     TEST_DOMAIN,
-    chromium_path,
+    Engine,
     free_port,
     page_server,
     running_service,
@@ -36,7 +31,6 @@ from .conftest import render, run
 pytestmark = pytest.mark.browser
 
 PACKAGE = "write_check"
-ATTACKER_SITE = "attacker.invalid"  # another site altogether
 WAIT_S = 10.0
 
 # The generated app, a login route that sets the API's cookie, a write route that
@@ -152,80 +146,19 @@ def stage(template_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
             yield Stage(f"http://api.{TEST_DOMAIN}:{api_port}", direct, page_port)
 
 
-class BrowserThread:
-    """A Chromium driven from a thread of its own: Playwright's sync API refuses to start
-    in a thread where another test module's browser already runs its loop."""
-
-    def __init__(self, arguments: list[str]) -> None:
-        self.jobs: queue.Queue[tuple[Callable[[Browser], Any], Future[Any]] | None]
-        self.jobs = queue.Queue()
-        self.started: Future[None] = Future()
-        self.thread = threading.Thread(target=self._serve, args=(arguments,), daemon=True)
-        self.thread.start()
-        self.started.result(timeout=60)
-
-    def _serve(self, arguments: list[str]) -> None:
-        try:
-            with sync_playwright() as playwright:
-                browser = playwright.chromium.launch(
-                    executable_path=str(chromium_path()), args=arguments, timeout=30_000
-                )
-                self.started.set_result(None)
-                while (job := self.jobs.get()) is not None:
-                    work, result = job
-                    try:
-                        result.set_result(work(browser))
-                    except BaseException as error:  # handed to the test's thread
-                        result.set_exception(error)
-                browser.close()
-        except BaseException as error:
-            if not self.started.done():
-                self.started.set_exception(error)
-
-    def run(self, work: Callable[[Browser], Any]) -> Any:
-        result: Future[Any] = Future()
-        self.jobs.put((work, result))
-        return result.result(timeout=120)
-
-    def close(self) -> None:
-        self.jobs.put(None)
-        self.thread.join(timeout=30)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[BrowserThread]:
-    chromium_path()  # fails with the install line when Chromium is missing
-    arguments = [
-        *CHROMIUM_ARGS,
-        f"--host-resolver-rules=MAP *.{TEST_DOMAIN} 127.0.0.1, MAP *.{ATTACKER_SITE} 127.0.0.1",
-    ]
-    thread = BrowserThread(arguments)
-    try:
-        yield thread
-    finally:
-        thread.close()
-
-
-def send_writes(
-    browser: BrowserThread, stage: Stage, page_host: str, label: str
-) -> list[dict[str, str]]:
+def send_writes(engine: Engine, stage: Stage, page_host: str, label: str) -> list[dict[str, str]]:
     """Log in to the API, then send every kind of write from a page on ``page_host``;
     wait until all of them reached the server; return the handler runs of this round."""
     before = stage.report()
-
-    def visit(chromium: Browser) -> None:
-        context = chromium.new_context()
-        try:
-            page = context.new_page()
-            page.goto(f"{stage.api}/api/login")  # first-party: the API's cookie is set
-            page.goto(stage.origin(page_host) + "/")
-            for kind, script in WRITES.items():
-                page.evaluate(script, [f"{stage.api}/api/transfer/{label}-{kind}"])
-            wait_until_arrived(stage, label)
-        finally:
-            context.close()
-
-    browser.run(visit)
+    tab = engine.new_tab()
+    try:
+        tab.goto(f"{stage.api}/api/login")  # first-party: the API's cookie is set
+        tab.goto(stage.origin(page_host) + "/")
+        for kind, script in WRITES.items():
+            tab.evaluate(script, [f"{stage.api}/api/transfer/{label}-{kind}"])
+        wait_until_arrived(stage, label)
+    finally:
+        engine.close_tabs()
     ran = stage.report()["ran"]
     assert isinstance(ran, list) and isinstance(before["ran"], list)
     return [run for run in ran[len(before["ran"]) :] if run["kind"].startswith(label)]
@@ -249,19 +182,18 @@ def wait_until_arrived(stage: Stage, label: str) -> None:
     "page_host",
     [
         pytest.param(f"other.{TEST_DOMAIN}", id="same-site-page-with-the-cookie"),
-        pytest.param(f"www.{ATTACKER_SITE}", id="cross-site-page"),
+        pytest.param(f"app.{OTHER_SITE}", id="cross-site-page"),
     ],
 )
 def test_writes_from_a_refused_origin_never_reach_a_handler(
-    browser: BrowserThread, stage: Stage, page_host: str
+    engine: Engine, stage: Stage, page_host: str
 ) -> None:
-    label = page_host.split(".")[0]
-    assert send_writes(browser, stage, page_host, label) == []
+    label = f"{engine.name}-{page_host.split('.')[1]}"
+    assert send_writes(engine, stage, page_host, label) == []
 
 
-def test_writes_from_the_allowed_origin_run_with_the_cookie(
-    browser: BrowserThread, stage: Stage
-) -> None:
-    ran = send_writes(browser, stage, f"app.{TEST_DOMAIN}", "app")
-    assert sorted(run["kind"] for run in ran) == sorted(f"app-{kind}" for kind in WRITES)
+def test_writes_from_the_allowed_origin_run_with_the_cookie(engine: Engine, stage: Stage) -> None:
+    label = f"{engine.name}-app"
+    ran = send_writes(engine, stage, f"app.{TEST_DOMAIN}", label)
+    assert sorted(run["kind"] for run in ran) == sorted(f"{label}-{kind}" for kind in WRITES)
     assert {run["session"] for run in ran} == {"s3cret"}

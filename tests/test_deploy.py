@@ -501,14 +501,12 @@ def test_bad_cors_variable_stops_start_up(
 
 
 @pytest.mark.slow
-def test_fastapi_run_alone_restarts_failing_workers(
+def test_fastapi_run_workers_alone_ends_by_itself_on_a_bad_variable(
     projects: dict[str, Path], image_root: Path, tmp_path: Path
 ) -> None:
-    """Why the CMD imports the app first: without that step the supervisor never gives up.
-
-    If this starts failing, `fastapi run --workers N` stops by itself on a bad variable and
-    the import step in the Dockerfile's CMD can go.
-    """
+    """Without the CMD's import step, `fastapi run --workers N` used to restart the
+    failing workers forever; now the failing worker ends its supervisor, so the command
+    ends, non-zero. The CMD keeps the import step for its plain exit status 1."""
     project = projects["example"]
     environment = runtime_environment(
         image_root, ENVIRONMENT="production", PORT=str(free_port()), CORS_ALLOW_ORIGINS=BAD_ORIGIN
@@ -519,16 +517,13 @@ def test_fastapi_run_alone_restarts_failing_workers(
     )
     log = tmp_path / "server.log"
     with started(command, image_root / "app" / "workdir", environment, log) as server:
-        deadline = time.monotonic() + 30
-        # uvicorn logs "Child process [PID] died" only when it is about to start another.
-        while " died" not in log.read_text() and time.monotonic() < deadline:
-            assert server.poll() is None, log.read_text()
+        deadline = time.monotonic() + 60  # a hang detector, not a speed target
+        while server.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
-        time.sleep(0.5)
-        assert server.poll() is None, "the supervisor gave up by itself"
+        assert server.poll() is not None, "the supervisor went on restarting its workers"
     output = log.read_text()
-    assert re.search(r"Child process \[\d+\] died", output), output
-    assert output.count("Invalid configuration") >= 2, output
+    assert server.returncode != 0, output
+    assert "Invalid configuration" in output, output
 
 
 # --- Kubernetes ----------------------------------------------------------------------

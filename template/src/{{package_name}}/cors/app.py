@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from contextlib import suppress
 
 from fastapi import FastAPI
 
@@ -64,7 +65,8 @@ def stop_supervisor() -> None:
     """
     parent = multiprocessing.parent_process()
     if parent is not None and parent.pid is not None and "uvicorn" in sys.modules:
-        os.kill(parent.pid, signal.SIGKILL)
+        with suppress(ProcessLookupError):  # another worker may have ended it already
+            os.kill(parent.pid, signal.SIGKILL)
 
 
 def startup_line(settings: CORSSettings) -> str:
