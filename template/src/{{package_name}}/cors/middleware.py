@@ -389,15 +389,22 @@ def write_refused(scope: Scope, origin: bytes | None, reason: str) -> Response:
     return JSONResponse({"detail": detail}, status_code=403, headers={"Vary": "Origin"})
 
 
+REQUEST_HEADERS = b"access-control-request-headers"  # ASGI servers send names lower-case
+
+
 def joined_request_headers(headers: Headers) -> Headers:
     """The preflight's headers with ``Access-Control-Request-Headers`` read whole, even
     when a gateway split it over several field lines (Starlette reads only the first)."""
-    values = headers.getlist("access-control-request-headers")
-    if len(values) < 2:
+    seen = 0
+    for name, _ in headers.raw:  # the usual preflight has one line: leave it as it is
+        if name == REQUEST_HEADERS:
+            seen += 1
+    if seen < 2:
         return headers
-    raw = [(n, v) for n, v in headers.raw if n.lower() != b"access-control-request-headers"]
-    joined = ", ".join(values).encode("latin-1")
-    return Headers(raw=[*raw, (b"access-control-request-headers", joined)])
+    values = [v for n, v in headers.raw if n == REQUEST_HEADERS]
+    raw = [(n, v) for n, v in headers.raw if n != REQUEST_HEADERS]
+    joined = b", ".join(values)
+    return Headers(raw=[*raw, (REQUEST_HEADERS, joined)])
 
 
 def with_headers(
