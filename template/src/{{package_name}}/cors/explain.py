@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from starlette.middleware.cors import SAFELISTED_HEADERS
 
 from .middleware import SAFE_METHODS, CORSPolicies, CORSPolicy
-from .origins import NULL, WILDCARD, OriginError, OriginPattern, is_pattern, parse_origin
+from .origins import WILDCARD, OriginError, is_pattern, parse_origin
 from .settings import CORSSettings
 
 # Requests a browser sends without a preflight (when they carry only safelisted headers).
@@ -173,46 +173,19 @@ def _origin_rule(policy: CORSPolicy, origin: str) -> str | None:
 
 
 def _origin_problem(policy: CORSPolicy, origin: str, variable: str) -> str:
-    listed = ", ".join(policy.entries) or "nothing"
+    """The policy's reason for refusing ``origin``, then the fix."""
     fix = f"add it: {variable}={','.join((*policy.entries, origin))}"
-    if origin == NULL:
-        return (
-            "the origin 'null' comes from sandboxed iframes, file: and data: pages, which any "
-            "site can create: serve the page from a real origin instead"
-        )
-    parts = urlsplit(origin)
-    for entry in sorted(policy.origins):
-        other = urlsplit(entry)
-        if other.hostname == parts.hostname and other.scheme != parts.scheme:
-            return (
-                f"origin {origin!r} differs from the allowed {entry!r} in its scheme: serve the "
-                f"page over {other.scheme}, or {fix}"
-            )
-        if other.hostname == parts.hostname and other.port != parts.port:
-            return (
-                f"origin {origin!r} differs from the allowed {entry!r} in its port: a port is "
-                f"part of the origin; {fix}"
-            )
-    for pattern in policy.patterns:
-        hint = _pattern_hint(pattern, origin, parts.hostname or "", fix)
-        if hint:
-            return hint
-    return f"origin {origin!r} is not in {variable} ({listed}): {fix}"
-
-
-def _pattern_hint(pattern: OriginPattern, origin: str, host: str, fix: str) -> str:
-    if host == pattern.parent:
-        return (
-            f"pattern {str(pattern)!r} does not cover the bare domain {host!r} ('*' stands "
-            f"for one or more labels): {fix}"
-        )
-    if host.endswith(f".{pattern.parent}"):
-        port = f"port {pattern.port}" if pattern.port else "the default port"
-        return (
-            f"origin {origin!r} is below {pattern.parent!r} but pattern {str(pattern)!r} "
-            f"requires the scheme {pattern.scheme!r} and {port}: {fix}"
-        )
-    return ""
+    refusal = policy.refusal(origin)
+    if refusal.kind == "null":
+        return f"{refusal.reason}: serve the page from a real origin instead"
+    if refusal.kind == "scheme":
+        return f"{refusal.reason}: serve the page over {refusal.detail}, or {fix}"
+    if refusal.kind == "port":
+        return f"{refusal.reason}: a port is part of the origin; {fix}"
+    if refusal.kind == "unlisted":
+        listed = ", ".join(policy.entries) or "nothing"
+        return f"origin {origin!r} is not in {variable} ({listed}): {fix}"
+    return f"{refusal.reason}: {fix}"
 
 
 def describe_policies(settings: CORSSettings) -> list[str]:

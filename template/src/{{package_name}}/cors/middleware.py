@@ -27,6 +27,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers
@@ -35,7 +37,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import LOGGED_LENGTH, internal_error, loggable
-from .origins import WILDCARD, OriginPattern, PatternSet, is_pattern
+from .origins import NULL, WILDCARD, OriginPattern, PatternSet, is_pattern
 from .settings import CORSSettings, PathPolicy
 
 logger = logging.getLogger(__package__)
@@ -47,6 +49,15 @@ POLICY_VIOLATION = 1008
 MAX_ORIGIN_LENGTH = 300
 # Methods whose requests must not change anything (RFC 9110); every other one is unsafe.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a policy refuses an origin: a kind, the words, and a detail for the fix."""
+
+    kind: str  # too-long, null, scheme, port, pattern or unlisted
+    reason: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -111,6 +122,55 @@ class CORSPolicy:
 
     def allows_method(self, method: str) -> bool:
         return method in self.methods
+
+    @cached_property
+    def _by_host(self) -> dict[str, tuple[str, ...]]:
+        """Exact origins by host name, built on the first refusal that needs it."""
+        hosts: dict[str, list[str]] = {}
+        for entry in sorted(self.origins):
+            hosts.setdefault(urlsplit(entry).hostname or "", []).append(entry)
+        return {host: tuple(entries) for host, entries in hosts.items()}
+
+    def refusal(self, origin: str) -> Refusal:
+        """Why this policy refuses ``origin``, in words: what ``cors explain`` says before
+        its fix, and what a refusal log record says. Bounded work: one look-up by host
+        name, then the patterns."""
+        if len(origin) > MAX_ORIGIN_LENGTH:
+            return Refusal("too-long", TOO_LONG)
+        if origin == NULL:
+            return Refusal(
+                "null",
+                "the origin 'null' comes from sandboxed iframes, file: and data: pages, which "
+                "any site can create",
+            )
+        try:
+            parts = urlsplit(origin)
+            host, port = parts.hostname or "", parts.port
+        except ValueError:
+            return Refusal("unlisted", "origin not allowed")
+        for entry in self._by_host.get(host, ()):
+            other = urlsplit(entry)
+            if other.scheme != parts.scheme:
+                reason = f"origin {origin!r} differs from the allowed {entry!r} in its scheme"
+                return Refusal("scheme", reason, other.scheme)
+            if other.port != port:
+                reason = f"origin {origin!r} differs from the allowed {entry!r} in its port"
+                return Refusal("port", reason)
+        for pattern in self.patterns:
+            if host == pattern.parent:
+                return Refusal(
+                    "pattern",
+                    f"pattern {str(pattern)!r} does not cover the bare domain {host!r} ('*' "
+                    "stands for one or more labels)",
+                )
+            if host.endswith(f".{pattern.parent}"):
+                wanted = f"port {pattern.port}" if pattern.port else "the default port"
+                return Refusal(
+                    "pattern",
+                    f"origin {origin!r} is below {pattern.parent!r} but pattern "
+                    f"{str(pattern)!r} requires the scheme {pattern.scheme!r} and {wanted}",
+                )
+        return Refusal("unlisted", "origin not in the allowed origins")
 
     def allows_header(self, header: str) -> bool:
         """Whether a preflight may ask for ``header`` (names compare case-insensitively)."""
@@ -246,7 +306,7 @@ class PolicyCORSMiddleware(CORSMiddleware):
             if origin is not None and origin != own_origin(scope, headers):
                 if not self.is_allowed_origin(origin):
                     log_refusal(
-                        f"WebSocket {loggable(scope['path'])}", origin, origin_reason(origin)
+                        f"WebSocket {loggable(scope['path'])}", origin, self.why_refused(origin)
                     )
                     await send({"type": "websocket.close", "code": POLICY_VIOLATION, "reason": ""})
                     return
@@ -258,6 +318,10 @@ class PolicyCORSMiddleware(CORSMiddleware):
 
     def is_allowed_origin(self, origin: str) -> bool:
         return self.policy.allows_origin(origin)
+
+    def why_refused(self, origin: str) -> str:
+        """The policy's reason, worked out only when refusals are logged."""
+        return self.policy.refusal(origin).reason if logger.isEnabledFor(logging.INFO) else ""
 
     def write_refusal(self, scope: Scope, origin: bytes | None) -> str | None:
         """Why an unsafe request must not reach the app, or None when it may.
@@ -325,7 +389,7 @@ class PolicyCORSMiddleware(CORSMiddleware):
         text = origin.decode("latin-1")
         if self.is_allowed_origin(text):  # a pattern, or '*'
             return self.headers_for_allowed(origin)
-        log_refusal("request", text, origin_reason(text))
+        log_refusal("request", text, self.why_refused(text))
         return self.other_headers
 
 
@@ -369,11 +433,6 @@ def same_host(origin: bytes, host: bytes | None) -> bool:
 
 
 TOO_LONG = f"origin longer than {MAX_ORIGIN_LENGTH} characters, which no browser sends"
-
-
-def origin_reason(origin: str) -> str:
-    """Why an origin is refused, as the log says it."""
-    return TOO_LONG if len(origin) > MAX_ORIGIN_LENGTH else "origin not allowed"
 
 
 def write_refused(scope: Scope, origin: bytes | None, reason: str) -> Response:
