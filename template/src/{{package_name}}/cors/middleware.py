@@ -409,9 +409,11 @@ def request_origin(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
 
 
 def header_value(headers: Iterable[tuple[bytes, bytes]], wanted: bytes) -> bytes | None:
-    """The first value of the request header ``wanted`` (a lower-case name)."""
+    """The first value of the request header ``wanted``. ASGI servers send request header
+    names in lower case (the spec requires it, and Starlette relies on it), so names are
+    compared as they are: this runs on every request."""
     for name, value in headers:
-        if name.lower() == wanted:
+        if name == wanted:
             return value
     return None
 
