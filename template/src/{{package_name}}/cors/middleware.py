@@ -268,8 +268,11 @@ class PolicyCORSMiddleware(CORSMiddleware):
         origin = request_origin(scope["headers"])
         method = scope["method"]
         if origin is not None and method == "OPTIONS":
-            headers = Headers(scope=scope)
-            if "access-control-request-method" in headers:  # a preflight
+            preflight, split = preflight_lines(scope["headers"])
+            if preflight:
+                headers = Headers(scope=scope)
+                if split:  # a gateway split Access-Control-Request-Headers over lines
+                    headers = joined_request_headers(headers)
                 await self.preflight_response(request_headers=headers)(scope, receive, send)
                 return
         if method not in SAFE_METHODS and self.policies and self.policies.protect_writes:
@@ -353,7 +356,6 @@ class PolicyCORSMiddleware(CORSMiddleware):
         return None
 
     def preflight_response(self, request_headers: Headers) -> Response:
-        request_headers = joined_request_headers(request_headers)
         response = super().preflight_response(request_headers)
         if response.status_code != 200:
             if not self.is_allowed_origin(request_headers["origin"]):
@@ -450,22 +452,28 @@ def write_refused(scope: Scope, origin: bytes | None, reason: str) -> Response:
     return JSONResponse({"detail": detail}, status_code=403, headers={"Vary": "Origin"})
 
 
-REQUEST_HEADERS = b"access-control-request-headers"  # ASGI servers send names lower-case
+REQUEST_METHOD = b"access-control-request-method"  # ASGI servers send names lower-case
+REQUEST_HEADERS = b"access-control-request-headers"
+
+
+def preflight_lines(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, bool]:
+    """Whether the request is a preflight, and whether its
+    ``Access-Control-Request-Headers`` came in several field lines: one pass."""
+    preflight, lines = False, 0
+    for name, _ in headers:
+        if name == REQUEST_METHOD:
+            preflight = True
+        elif name == REQUEST_HEADERS:
+            lines += 1
+    return preflight, lines > 1
 
 
 def joined_request_headers(headers: Headers) -> Headers:
-    """The preflight's headers with ``Access-Control-Request-Headers`` read whole, even
-    when a gateway split it over several field lines (Starlette reads only the first)."""
-    seen = 0
-    for name, _ in headers.raw:  # the usual preflight has one line: leave it as it is
-        if name == REQUEST_HEADERS:
-            seen += 1
-    if seen < 2:
-        return headers
+    """The preflight's headers with ``Access-Control-Request-Headers`` read whole (some
+    gateways split it over several field lines; Starlette reads only the first)."""
     values = [v for n, v in headers.raw if n == REQUEST_HEADERS]
     raw = [(n, v) for n, v in headers.raw if n != REQUEST_HEADERS]
-    joined = b", ".join(values)
-    return Headers(raw=[*raw, (REQUEST_HEADERS, joined)])
+    return Headers(raw=[*raw, (REQUEST_HEADERS, b", ".join(values))])
 
 
 def with_headers(
