@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -32,6 +31,7 @@ import pytest
 import yaml
 
 from .conftest import EXAMPLE_ANSWERS_FILE, ROOT, render, run
+from .test_deploy import started as deploy_started
 
 EXAMPLE = yaml.safe_load(EXAMPLE_ANSWERS_FILE.read_text(encoding="utf-8"))
 PACKAGE = EXAMPLE["package_name"]
@@ -169,23 +169,11 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path) -> Non
 def started(
     command: list[str], port: int, log: Path, cwd: Path, env: Mapping[str, str]
 ) -> Iterator[None]:
-    """Run ``command`` in its own process group until the block ends; stop that group."""
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            command, cwd=cwd, env=dict(env), stdout=output, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
+    """Run ``command`` in its own process group until the block ends, once it listens on
+    ``port``; the group is stopped as tests/test_deploy.py stops its servers."""
+    with deploy_started(command, cwd, env, log) as process:
         wait_for_port(port, process, log)
         yield
-    finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
