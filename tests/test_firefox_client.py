@@ -15,7 +15,7 @@ BEGIN = "# --- begin WebDriver BiDi client ---"
 END = "# --- end WebDriver BiDi client ---"
 COPIES = (
     ROOT / "tests" / "firefox_support.py",
-    ROOT / "template" / "tests" / "cors" / "test_browser.py.jinja",
+    ROOT / "template" / "tests" / "cors" / "test_browser.py",
 )
 
 

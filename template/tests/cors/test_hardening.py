@@ -11,15 +11,12 @@ from fastapi import FastAPI, Response, WebSocket
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from {{ package_name }}.cors.middleware import PathScopedCORSMiddleware, PolicyCORSMiddleware
-from {{ package_name }}.main import create_app
-from {{ package_name }}.settings import Settings
-
+from .service import PACKAGE, PathScopedCORSMiddleware, PolicyCORSMiddleware, Settings, create_app
 from .support import send
 
 ALLOWED = "https://app.example.com"
 REFUSED = "https://evil.example.net"
-CORS_LOGGER = "{{ package_name }}.cors"
+CORS_LOGGER = f"{PACKAGE}.cors"
 
 
 def app_with(**values: Any) -> FastAPI:
@@ -107,7 +104,7 @@ def test_unhandled_error_is_a_json_500_with_cors_headers(caplog: pytest.LogCaptu
     assert response.headers["access-control-allow-origin"] == ALLOWED
     assert response.headers["access-control-allow-credentials"] == "true"
     assert response.headers["access-control-expose-headers"] == "X-Request-ID"
-    [record] = [r for r in caplog.records if r.name == "{{ package_name }}.cors.errors"]
+    [record] = [r for r in caplog.records if r.name == f"{PACKAGE}.cors.errors"]
     assert record.exc_info is not None
     assert "GET '/boom'" in record.getMessage()
 
@@ -306,7 +303,7 @@ def test_request_values_cannot_forge_log_lines(caplog: pytest.LogCaptureFixture)
     def fail(rest: str) -> None:
         raise RuntimeError(rest)
 
-    with caplog.at_level(logging.INFO, logger="{{ package_name }}"):
+    with caplog.at_level(logging.INFO, logger=PACKAGE):
         handshake(app, REFUSED, "/ws\r\nINFO: forged\x1b[2J")
         send(app, "GET", "/fail/x%1b%5b2J%09", headers={"Origin": ALLOWED})
     messages = [r.getMessage() for r in caplog.records if r.name.startswith(CORS_LOGGER)]

@@ -10,11 +10,15 @@ from pathlib import Path
 import pytest
 from pydantic_settings import SettingsConfigDict
 
-from {{ package_name }}.cors.app import startup_line
-from {{ package_name }}.cors.settings import SERVICE, ConfigError, unprefixed_variables
-from {{ package_name }}.main import create_app
-from {{ package_name }}.settings import Settings
-
+from .service import (
+    PACKAGE,
+    SERVICE,
+    ConfigError,
+    Settings,
+    create_app,
+    startup_line,
+    unprefixed_variables,
+)
 from .support import send
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
@@ -138,8 +142,9 @@ def test_null_is_refused_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_start_up_exits_non_zero_with_one_message(tmp_path: Path) -> None:
     environment = {ORIGINS: "http://localhost:3000/app", "PATH": ""}
-    result = subprocess.run(
-        [sys.executable, "-c", "import {{ package_name }}.main"],
+    # Fixed arguments: this interpreter and the service's own package name.
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", f"import {PACKAGE}.main"],
         cwd=tmp_path,
         env=environment,
         capture_output=True,

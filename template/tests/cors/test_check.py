@@ -21,20 +21,20 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from {{ package_name }}.cors.check import (
+from .service import (
     AGREES,
     BAD_INPUT,
     DISAGREES,
     MAX_ALLOWED,
     MAX_REFUSED,
+    SERVICE,
     UNRELATED_ORIGIN,
     Report,
+    Settings,
     check,
+    create_app,
+    main,
 )
-from {{ package_name }}.cors.cli import main
-from {{ package_name }}.cors.settings import SERVICE
-from {{ package_name }}.main import create_app
-from {{ package_name }}.settings import Settings
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from {{ package_name }}.cors.origins import OriginError, OriginPattern, PatternSet, parse_origin
+from .service import OriginError, OriginPattern, PatternSet, parse_origin
 
 
 @pytest.mark.parametrize(

@@ -10,11 +10,7 @@ import pytest
 from fastapi import FastAPI, WebSocket
 from starlette.types import Message
 
-from {{ package_name }}.cors.cli import ALLOWED, REFUSED, main
-from {{ package_name }}.cors.settings import ConfigError
-from {{ package_name }}.main import create_app
-from {{ package_name }}.settings import Settings
-
+from .service import ALLOWED, REFUSED, ConfigError, Settings, create_app, main
 from .support import send
 
 FRONTEND = "https://app.example.com"
@@ -304,7 +300,7 @@ def test_prefixes_that_can_never_match_are_refused(
 
 
 def test_explain_follows_starlette_for_any_method() -> None:
-    from {{ package_name }}.cors.explain import explain
+    from .service import explain
 
     settings = Settings(_env_file=None, cors_allow_origins=[FRONTEND], cors_allow_methods=["*"])
     assert explain(settings, FRONTEND, "PATCH").allowed

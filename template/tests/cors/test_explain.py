@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ package_name }}.cors.cli import ALLOWED, BAD_INPUT, REFUSED, main
-from {{ package_name }}.cors.settings import SERVICE
-from {{ package_name }}.settings import Settings
+from .service import ALLOWED, BAD_INPUT, PACKAGE, REFUSED, SERVICE, Settings, main
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
@@ -140,7 +138,7 @@ def test_show_prints_every_environment_after_overrides(
 
 
 def test_console_script_is_installed() -> None:
-    script = Path(sys.executable).parent / "{{ package_name }}"
+    script = Path(sys.executable).parent / PACKAGE
     result = subprocess.run(  # noqa: S603 (the project's own console script)
         [str(script), "cors", "explain", "--env", ENVIRONMENT, "--origin", "null"],
         env={**os.environ, ORIGINS: "https://app.example.com"},

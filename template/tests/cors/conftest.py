@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from {{ package_name }}.cors.settings import ENVIRONMENT_VARIABLE
-from {{ package_name }}.settings import Settings
+from .service import ENVIRONMENT_VARIABLE, Settings
 
 _CORS_PREFIX = Settings.env_name("cors_")
 

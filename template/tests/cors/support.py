@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
-from {{ package_name }}.settings import Settings
+from .service import Settings
 
 
 def profile_settings(environment: str, **values: Any) -> Settings:

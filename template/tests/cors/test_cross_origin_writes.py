@@ -14,14 +14,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 
-from {{ package_name }}.main import create_app
-from {{ package_name }}.settings import Settings
-
+from .service import PACKAGE, Settings, create_app
 from .support import send
 
 ALLOWED = "https://app.example.com"
 REFUSED = "https://evil.example.net"
-CORS_LOGGER = "{{ package_name }}.cors"
+CORS_LOGGER = f"{PACKAGE}.cors"
 
 
 def app_with(**values: Any) -> tuple[FastAPI, list[str]]:

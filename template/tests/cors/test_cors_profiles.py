@@ -11,12 +11,17 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from {{ package_name }}.cors.middleware import CORSPolicies, CORSPolicy
-from {{ package_name }}.cors.origins import NULL, WILDCARD, OriginPattern, is_pattern
-from {{ package_name }}.cors.settings import SERVICE
-from {{ package_name }}.main import create_app
-from {{ package_name }}.settings import Settings
-
+from .service import (
+    NULL,
+    SERVICE,
+    WILDCARD,
+    CORSPolicies,
+    CORSPolicy,
+    OriginPattern,
+    Settings,
+    create_app,
+    is_pattern,
+)
 from .support import profile_settings, send
 
 PROFILES: dict[str, Settings] = {name: profile_settings(name) for name in SERVICE.profiles}

@@ -58,12 +58,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from {{ package_name }}.cors.middleware import CORSPolicy
-from {{ package_name }}.cors.origins import NULL, WILDCARD, OriginPattern, is_pattern
-from {{ package_name }}.cors.settings import SERVICE
-from {{ package_name }}.main import create_app
-from {{ package_name }}.settings import Settings
-
+from .service import (
+    NULL,
+    SERVICE,
+    WILDCARD,
+    CORSPolicy,
+    OriginPattern,
+    Settings,
+    create_app,
+    is_pattern,
+)
 from .support import profile_settings
 
 pytestmark = pytest.mark.browser

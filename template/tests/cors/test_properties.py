@@ -14,10 +14,7 @@ from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from {{ package_name }}.cors.settings import SERVICE
-from {{ package_name }}.main import create_app
-from {{ package_name }}.settings import Settings
-
+from .service import SERVICE, Settings, create_app
 from .support import send
 
 LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
