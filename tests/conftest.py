@@ -30,8 +30,8 @@ def git(cwd: Path, *args: str) -> str:
     return result.stdout
 
 
-def copy_template(destination: Path, tag: str = "v1") -> Path:
-    """A git repository holding the template as it is on disk, committed and tagged."""
+def copy_template_files(destination: Path) -> None:
+    """The template's files as they are on disk, into ``destination``."""
     destination.mkdir(parents=True, exist_ok=True)
     for name in TEMPLATE_FILES:
         source = ROOT / name
@@ -41,6 +41,11 @@ def copy_template(destination: Path, tag: str = "v1") -> Path:
             )
         else:
             shutil.copy2(source, destination / name)
+
+
+def copy_template(destination: Path, tag: str = "v1") -> Path:
+    """A git repository holding the template as it is on disk, committed and tagged."""
+    copy_template_files(destination)
     git(destination, "init", "-q", "-b", "main")
     git(destination, "add", "-A")
     git(destination, "commit", "-q", "-m", "template")

@@ -25,7 +25,7 @@ from .conftest import (
     ROOT,
     TEMPLATE_FILES,
     check_project,
-    copy_template,
+    copy_template_files,
     git,
     owner_environment,
     run,
@@ -58,11 +58,15 @@ def require_history() -> None:
         )
 
 
-def checkout(commit: str, destination: Path) -> None:
-    """The template's files as they were at ``commit``."""
+def remove_template_files(destination: Path) -> None:
     for name in TEMPLATE_FILES:
         shutil.rmtree(destination / name, ignore_errors=True)
         (destination / name).unlink(missing_ok=True)
+
+
+def checkout(commit: str, destination: Path) -> None:
+    """The template's files as they were at ``commit``."""
+    remove_template_files(destination)
     archive = subprocess.run(
         ["git", "archive", "--format=tar", commit, *TEMPLATE_FILES],
         cwd=ROOT,
@@ -84,21 +88,11 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Path:
         git(repository, "add", "-A")
         git(repository, "commit", "-q", "-m", f"{version} ({commit})")
         git(repository, "tag", f"v{version}")
-    working = copy_template(tmp_path_factory.mktemp("working"))
-    checkout_working_tree(working, repository)
+    remove_template_files(repository)
+    copy_template_files(repository)
     git(repository, "add", "-A")
     git(repository, "commit", "-q", "-m", "working tree")
     return repository
-
-
-def checkout_working_tree(source: Path, destination: Path) -> None:
-    for name in TEMPLATE_FILES:
-        shutil.rmtree(destination / name, ignore_errors=True)
-        (destination / name).unlink(missing_ok=True)
-        if (source / name).is_dir():
-            shutil.copytree(source / name, destination / name)
-        else:
-            shutil.copy2(source / name, destination / name)
 
 
 def generate_at(history: Path, version: str, project: Path) -> Path:
