@@ -19,6 +19,20 @@ if TYPE_CHECKING:
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_FILES = ("copier.yml", "template", "validators")
 EXAMPLE_ANSWERS_FILE = ROOT / "docs" / "examples" / "answers.yml"
+# Questions asked under a short name that feed a recorded answer (copier.yml): a data file
+# may give them, the answers file never keeps them.
+PROMPTED = frozenset(
+    {
+        "development",
+        "test",
+        "staging",
+        "production",
+        "request_headers",
+        "response_headers",
+        "max_age",
+        "public_paths",
+    }
+)
 GIT_IDENTITY = ("-c", "user.name=Template Tests", "-c", "user.email=tests@example.invalid")
 
 

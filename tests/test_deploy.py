@@ -40,13 +40,13 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "package_name": "billing_api",
         "environments": ["development", "test", "staging", "production"],
         "env_prefix": "billing_",
-        "test_origins": "",
-        "production_origins": "*",
+        "test": "",
+        "production": "*",
         "cors_allow_headers": [],
         "cors_public_paths": "/public, /status/",
         "kubernetes": True,
     },
-    "no-production": {"environments": ["development", "test"], "test_origins": ""},
+    "no-production": {"environments": ["development", "test"], "test": ""},
 }
 WITH_KUBERNETES = [name for name, data in ANSWER_SETS.items() if data.get("kubernetes")]
 BIN = Path(sys.executable).parent

@@ -1,76 +1,130 @@
-"""Journey 1, interactively: a newcomer answers in plain text, with no YAML to write."""
+"""Journey 1, interactively: a newcomer answers in plain text, in an 80-column terminal.
+
+Copier runs in a pseudo-terminal of 80 columns and 24 rows, and a terminal emulator
+(pyte) keeps the screen as the person sees it: every help text of copier.yml must be on
+screen whole, and every refused answer must show, in its one line, the value and the fix.
+"""
 
 from __future__ import annotations
 
 import sys
+import time
 import tomllib
 from pathlib import Path
 
 import pexpect
+import pyte
 import pytest
 import yaml
 
-COPIER = str(Path(sys.executable).with_name("copier"))
+from .conftest import PROMPTED, ROOT
 
-# (text the prompt shows, what the user types): "" accepts the default; a yes/no question
-# takes a single key, without Enter; None only waits for the text.
-KEY = "key:"
-# A prompt of None answers the question still on screen after a refused answer.
-CONVERSATION: list[tuple[str | None, str | None]] = [
-    ("What is the service called?", "Shop Front"),
-    ("Python package name", ""),
-    ("Which environments", ""),
-    ("Do browsers send cookies", KEY + "y"),
-    ("Development: which browser origins", "http://localhost:5173"),
-    ("Staging: which browser origins", "https://staging.shop.example.com/app"),
-    ("has a path, query or fragment", None),  # refused; the prompt is asked again
+COPIER = str(Path(sys.executable).with_name("copier"))
+QUESTIONS = yaml.safe_load((ROOT / "copier.yml").read_text(encoding="utf-8"))
+COLUMNS, ROWS = 80, 24
+KEY = "key:"  # a yes/no question takes a single key, without Enter
+
+# (question, what the person types, the line Copier shows when it refuses the answer or
+# None when it takes it). "" accepts the default. A refused answer is typed over.
+CONVERSATION: list[tuple[str, str, str | None]] = [
+    ("project_name", "Shop Front", None),
+    ("package_name", "Shop-Front", "'Shop-Front': try 'shop_front'"),
+    ("package_name", "shop_front", None),
+    ("environments", "", None),
+    ("cors_allow_credentials", KEY + "y", None),
+    ("development", "http://localhost:5173", None),
+    ("staging", "https://staging.shop.example.com/app", "'https://st…ple.com/app': drop the path"),
+    ("staging", "https://staging.shop.example.com, https://*.pr.shop.example.com", None),
+    ("production", "*", "'*': credentials on: list origins"),
     (
-        "Staging: which browser origins",
-        "https://staging.shop.example.com, https://*.pr.shop.example.com",
+        "production",
+        "https://shop.example.com/, HTTPS://Shop.Example.com",
+        "'HTTPS://…mple.com': twice: keep one",
     ),
-    ("Production: which browser origins", "*"),
-    ("'*' with credentials (answered yes) is refused by browsers", None),
-    (None, "https://shop.example.com/, HTTPS://Shop.Example.com"),  # the same prompt, again
-    ("repeats 'https://shop.example.com/'", None),  # one origin twice, once normalized
-    (None, "https://shop.example.com/"),
-    ("Which HTTP methods", ""),
-    ("Which request headers", "Authorization, X-Request-ID"),
-    ("Which response headers", "X-Request-ID"),
-    ("How many seconds", ""),
-    ("Does the API have public endpoints", "/status"),
-    ("Which origins may read the public paths", ""),
-    ("Private Network Access", ""),
-    ("Prefix for the service's CORS environment variables", ""),
-    ("Add Kubernetes manifests", ""),
+    ("production", "https://shop.example.com/", None),
+    ("cors_allow_methods", "", None),
+    ("request_headers", "Authorization X-Request-ID", "'Auth…t-ID': use A-Z, 0-9 and -"),
+    ("request_headers", "Authorization, X-Request-ID", None),
+    ("response_headers", "X-Request-ID", None),
+    ("max_age", "ten", "'ten': use 0 to 86400 seconds"),
+    ("max_age", "900", None),
+    ("public_paths", "status", "'status': start it with '/'"),
+    ("public_paths", "/status", None),
+    ("cors_public_origins", "", None),
+    ("cors_allow_private_network", "", None),
+    ("env_prefix", "shop", "'shop': try 'SHOP_'"),
+    ("env_prefix", "SHOP_", None),
+    ("kubernetes", "", None),
 ]
 
 
-def test_plain_text_answers_make_a_service(template_repo: Path, tmp_path: Path) -> None:
-    destination = tmp_path / "shop"
-    child = pexpect.spawn(
-        COPIER,
-        ["copy", "--vcs-ref", "HEAD", str(template_repo), str(destination)],
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(50, 200),
-    )
-    try:
-        for prompt, answer in CONVERSATION:
-            if prompt is not None:
-                child.expect_exact(prompt)
-            if answer is None:
+class Terminal:
+    """Copier in a pseudo-terminal, and the screen a person would see."""
+
+    def __init__(self, *args: str) -> None:
+        self.child = pexpect.spawn(
+            COPIER, list(args), encoding="utf-8", timeout=30, dimensions=(ROWS, COLUMNS)
+        )
+        self.screen = pyte.Screen(COLUMNS, ROWS)
+        self.stream = pyte.Stream(self.screen)
+
+    def lines(self) -> list[str]:
+        return [line.rstrip() for line in self.screen.display]
+
+    def wait_for(self, what: str, timeout: float = 20) -> list[str]:
+        """Read until a screen line contains `what`; return the screen's lines."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(what in line for line in self.lines()):
+                return self.lines()
+            try:
+                self.stream.feed(self.child.read_nonblocking(65536, timeout=0.2))
+            except pexpect.TIMEOUT:
                 continue
+            except pexpect.EOF:
+                break
+        screen = "\n".join(self.lines())
+        raise AssertionError(f"not on the screen: {what!r}\n{screen}")
+
+
+def help_lines(question: str) -> list[str]:
+    return [line.strip() for line in QUESTIONS[question]["help"].splitlines()]
+
+
+def test_plain_text_answers_make_a_service_at_80_columns(
+    template_repo: Path, tmp_path: Path
+) -> None:
+    destination = tmp_path / "shop"
+    terminal = Terminal("copy", "--vcs-ref", "HEAD", str(template_repo), str(destination))
+    asked: list[str] = []
+    try:
+        for question, answer, refusal in CONVERSATION:
+            first, *rest = help_lines(question)
+            screen = terminal.wait_for(first)
+            if question not in asked:
+                asked.append(question)
+                # The help text is on screen whole: no line was cut at 80 columns.
+                shown = [line for line in screen if line.endswith(first)]
+                assert shown and all(len(line) <= COLUMNS for line in shown), screen
+                for line in rest:
+                    assert line in [row.strip() for row in screen], (question, line, screen)
             if answer.startswith(KEY):
-                child.send(answer.removeprefix(KEY))
-            elif answer:
-                child.send("\x15")  # Ctrl-U: clear the pre-filled default
-                child.sendline(answer)
+                terminal.child.send(answer.removeprefix(KEY))
             else:
-                child.sendline("")
-        child.expect(pexpect.EOF)
+                terminal.child.send(
+                    "\x15"
+                )  # Ctrl-U: clear the pre-filled default or the refused answer
+                terminal.child.sendline(answer)
+            if refusal is not None:
+                expected = f"Validation error for question '{question}': {refusal}"
+                assert len(expected) <= COLUMNS
+                terminal.wait_for(expected)
+        terminal.child.expect(pexpect.EOF)
     finally:
-        child.close()
-    assert child.exitstatus == 0, child.before
+        terminal.child.close()
+    assert terminal.child.exitstatus == 0, terminal.child.before
+    # Every question a person is asked was checked above, none twice in a row unasked.
+    assert [name for name in QUESTIONS if name in asked] == asked
 
     settings = tomllib.loads((destination / "src/shop_front/settings.toml").read_text())
     profiles = settings["environments"]
@@ -79,15 +133,22 @@ def test_plain_text_answers_make_a_service(template_repo: Path, tmp_path: Path) 
         "https://staging.shop.example.com",
         "https://*.pr.shop.example.com",
     ]
-    assert profiles["production"]["cors_allow_origins"] == ["https://shop.example.com"]
-    assert profiles["production"]["cors_allow_credentials"] is True
-    assert profiles["production"]["cors_allow_headers"] == ["Authorization", "X-Request-ID"]
-    assert profiles["production"]["cors_path_policies"]["public"]["prefixes"] == ["/status"]
-    # One record per answer: the origins live in cors_origins only, and nothing was asked
-    # twice (the conversation above has no question for cors_origins).
+    production = profiles["production"]
+    assert production["cors_allow_origins"] == ["https://shop.example.com"]
+    assert production["cors_allow_credentials"] is True
+    assert production["cors_allow_headers"] == ["Authorization", "X-Request-ID"]
+    assert production["cors_expose_headers"] == ["X-Request-ID"]
+    assert production["cors_max_age"] == 900
+    assert production["cors_path_policies"]["public"]["prefixes"] == ["/status"]
+    assert settings["service"]["env_prefix"] == "SHOP_"
+    # One record per answer: the recorded keys hold what was typed under the short
+    # names, which are not kept; nothing was asked twice.
     answers = yaml.safe_load((destination / ".copier-answers.yml").read_text())
     assert answers["cors_origins"]["production"] == ["https://shop.example.com/"]
-    assert not {f"{name}_origins" for name in profiles} & set(answers)
+    assert answers["cors_allow_headers"] == ["Authorization", "X-Request-ID"]
+    assert answers["cors_max_age"] == 900
+    assert answers["cors_public_paths"] == ["/status"]
+    assert not PROMPTED & set(answers)
 
 
 @pytest.fixture(autouse=True)

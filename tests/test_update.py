@@ -79,8 +79,12 @@ def next_release(template: Path) -> None:
     )
 
 
-def rename_question(template: Path, old: str, new: str, default: object) -> None:
-    """Rename a question in copier.yml and everywhere the template's Jinja reads it."""
+def rename_question(
+    template: Path, old: str, new: str, default: object, prompt_also_reads_old: bool = False
+) -> None:
+    """Rename a question in copier.yml and everywhere the template's Jinja reads it; with
+    prompt_also_reads_old, the question asked under a short name that feeds it is asked
+    only when neither name is recorded (docs/updating.md, "Renaming a question")."""
     word = re.compile(rf"\b{old}\b")
 
     def renamed(value: object) -> object:
@@ -97,6 +101,11 @@ def rename_question(template: Path, old: str, new: str, default: object) -> None
     assert old in questions, f"copier.yml has no question {old!r}; adapt this test"
     questions = {new if key == old else key: renamed(value) for key, value in questions.items()}
     questions[new]["default"] = default
+    if prompt_also_reads_old:
+        (prompt,) = [
+            name for name, spec in questions.items() if f"{new} is not defined" in str(spec)
+        ]
+        questions[prompt]["when"] = f"{{{{ {new} is not defined and {old} is not defined }}}}"
     copier_yml.write_text(yaml.safe_dump(questions, sort_keys=False, width=1000), encoding="utf-8")
     # Only inside Jinja tags: generated Python reads settings.cors_max_age, not the answer.
     tag = re.compile(r"\{\{.*?\}\}|\{%.*?%\}", re.DOTALL)
@@ -446,8 +455,12 @@ def test_changing_an_answer_rerenders_settings_at_the_same_version(
 @pytest.mark.parametrize(
     ("default", "expected"),
     [
-        pytest.param("{{ cors_max_age | default(600) }}", 1200, id="new-name-reads-old-answer"),
-        pytest.param(600, 600, id="plain-rename-forgets-the-answer"),
+        pytest.param(
+            "{{ cors_max_age | default(max_age | default(600)) }}",
+            1200,
+            id="new-name-reads-old-answer",
+        ),
+        pytest.param("{{ max_age | default(600) }}", 600, id="plain-rename-forgets-the-answer"),
     ],
 )
 def test_renamed_question_keeps_its_answer_when_its_default_reads_the_old_name(
@@ -457,7 +470,13 @@ def test_renamed_question_keeps_its_answer_when_its_default_reads_the_old_name(
     release(
         template,
         "v2",
-        partial(rename_question, old="cors_max_age", new="preflight_max_age", default=default),
+        partial(
+            rename_question,
+            old="cors_max_age",
+            new="preflight_max_age",
+            default=default,
+            prompt_also_reads_old=expected != 600,
+        ),
     )
 
     update(project)
@@ -534,3 +553,75 @@ def test_the_readme_command_that_changes_an_answer_works(template: Path, tmp_pat
     production = profiles(project)["production"]["cors_allow_origins"]
     assert production[-1] == "https://new.example.com"
     assert recorded_answers(project)["_commit"] == "v1"
+
+
+def update_with_data(project: Path, key: str, value: str) -> subprocess.CompletedProcess[str]:
+    """The answers file's own instruction: update at the same version with --data."""
+    return subprocess.run(
+        [
+            *(sys.executable, "-m", "copier", "update", "--quiet", "--defaults"),
+            *("--vcs-ref", ":current:", "--data", f"{key}={value}"),
+        ],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "setting", "expected"),
+    [
+        ("cors_max_age", "900", "cors_max_age", 900),
+        (
+            "cors_allow_headers",
+            "Authorization, X-Trace-Id",
+            "cors_allow_headers",
+            ["Authorization", "X-Trace-Id"],
+        ),
+        (
+            "cors_expose_headers",
+            "[X-Request-ID, X-Total-Count]",
+            "cors_expose_headers",
+            ["X-Request-ID", "X-Total-Count"],
+        ),
+        ("cors_allow_credentials", "true", "cors_allow_credentials", True),
+    ],
+)
+def test_every_recorded_answer_changes_with_data(
+    template: Path, tmp_path: Path, key: str, value: str, setting: str, expected: object
+) -> None:
+    project = generate(template, tmp_path / "project")
+    before = profiles(project)["production"]
+    assert before[setting] != expected
+
+    result = update_with_data(project, key, value)
+
+    assert result.returncode == 0, result.stderr
+    assert profiles(project)["production"][setting] == expected
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "recorded"),
+    [
+        ("production", "https://new.example.com", "cors_origins"),
+        ("max_age", "900", "cors_max_age"),
+        ("request_headers", "X-Trace-Id", "cors_allow_headers"),
+        ("public_paths", "/status", "cors_public_paths"),
+    ],
+)
+def test_a_question_asked_only_at_generation_is_refused_on_update(
+    template: Path, tmp_path: Path, key: str, value: str, recorded: str
+) -> None:
+    """No silent no-op: the short-named questions only feed a recorded answer, so giving
+    one on update is refused with the key that works, and nothing changes."""
+    project = generate(template, tmp_path / "project")
+    before = profiles(project)
+
+    result = update_with_data(project, key, value)
+
+    assert result.returncode != 0
+    assert f"Validation error for question '{key}': use " in result.stderr, result.stderr
+    assert f"{key} is asked only at generation: change {recorded}" in result.stderr
+    assert profiles(project) == before
+    assert git(project, "status", "--porcelain") == ""

@@ -38,18 +38,18 @@ def refusal(template: Path, tmp_path: Path, data: dict[str, Any]) -> str:
         ({"package_name": "class"}, "is a Python keyword"),
         ({"package_name": "fastapi"}, "would shadow a module"),
         ({"environments": []}, "at least one environment"),
-        ({"production_origins": "http://localhost:3000/app"}, "use 'http://localhost:3000'"),
-        ({"production_origins": "localhost:3000"}, "has no scheme: write 'http://localhost:3000'"),
-        ({"production_origins": "ftp://a.example.com"}, "scheme 'ftp'"),
-        ({"production_origins": "https://a.example.com https://b.example.com"}, "contains a space"),
-        ({"production_origins": "https://a.example.com:70000"}, "bad port '70000'"),
-        ({"production_origins": "https://*.com"}, "broader than a registrable domain"),
-        ({"production_origins": "https://*.co.uk"}, "'https://*.example.co.uk'"),
-        ({"production_origins": "null"}, "'null' is refused in production"),
-        ({"staging_origins": "https://u:p@a.example.com"}, "contains user info"),
-        ({"development_origins": "http://localhost:3000,,http://localhost:5173"}, "extra comma"),
+        ({"production": "http://localhost:3000/app"}, "use 'http://localhost:3000'"),
+        ({"production": "localhost:3000"}, "has no scheme: write 'http://localhost:3000'"),
+        ({"production": "ftp://a.example.com"}, "scheme 'ftp'"),
+        ({"production": "https://a.example.com https://b.example.com"}, "contains a space"),
+        ({"production": "https://a.example.com:70000"}, "bad port '70000'"),
+        ({"production": "https://*.com"}, "broader than a registrable domain"),
+        ({"production": "https://*.co.uk"}, "'https://*.example.co.uk'"),
+        ({"production": "null"}, "'null' is refused in production"),
+        ({"staging": "https://u:p@a.example.com"}, "contains user info"),
+        ({"development": "http://localhost:3000,,http://localhost:5173"}, "extra comma"),
         (
-            {"production_origins": "*", "cors_allow_credentials": True},
+            {"production": "*", "cors_allow_credentials": True},
             "production: '*' with credentials (answered yes) is refused by browsers",
         ),
         (
@@ -60,7 +60,7 @@ def refusal(template: Path, tmp_path: Path, data: dict[str, Any]) -> str:
             "staging: '*' with credentials (answered yes) is refused by browsers",
         ),
         (
-            {"staging_origins": "HTTPS://App.Example.com, https://app.example.com/"},
+            {"staging": "HTTPS://App.Example.com, https://app.example.com/"},
             "staging: 'https://app.example.com/' repeats 'HTTPS://App.Example.com'",
         ),
         (
@@ -75,10 +75,10 @@ def refusal(template: Path, tmp_path: Path, data: dict[str, Any]) -> str:
         ),
         (
             {
-                "production_origins": "https://a.example.com",
+                "production": "https://a.example.com",
                 "cors_origins": {"development": [], "staging": [], "production": []},
             },
-            "production_origins is asked only at generation: change cors_origins",
+            "production is asked only at generation: change cors_origins",
         ),
         (
             {"environments": ["production"], "cors_origins": {"production": [], "staging": []}},
@@ -115,8 +115,15 @@ def refusal(template: Path, tmp_path: Path, data: dict[str, Any]) -> str:
             {"cors_public_paths": "/public", "cors_public_origins": "null"},
             "'null' is refused in production",
         ),
-        ({"cors_max_age": -1}, "out of range"),
-        ({"cors_max_age": 86401}, "out of range"),
+        ({"cors_max_age": -1}, "'-1' is not a number of seconds from 0 to 86400"),
+        ({"cors_max_age": 86401}, "'86401' is not a number of seconds"),
+        ({"max_age": "ten"}, "max_age: 'ten' is not a number of seconds"),
+        ({"request_headers": "X Bad, Authorization"}, "'X Bad' is not a valid header name"),
+        (
+            {"response_headers": "*", "cors_allow_credentials": True},
+            "'*' with credentials exposes nothing",
+        ),
+        ({"public_paths": "status"}, "'status' is not a path prefix: start it with '/'"),
         ({"env_prefix": "ORDERS"}, "for example 'ORDERS_'"),
         ({"env_prefix": "1X_"}, "is not a usable prefix"),
     ],
@@ -131,11 +138,11 @@ def test_bad_answer_is_refused_with_the_fix(
     "data",
     [
         {"package_name": "orders_api2"},
-        {"production_origins": "https://app.example.com, https://*.preview.example.com"},
-        {"production_origins": "*"},
-        {"production_origins": ""},
-        {"staging_origins": "null, https://staging.example.com"},
-        {"development_origins": "http://[::1]:3000, http://127.0.0.1:8080"},
+        {"production": "https://app.example.com, https://*.preview.example.com"},
+        {"production": "*"},
+        {"production": ""},
+        {"staging": "null, https://staging.example.com"},
+        {"development": "http://[::1]:3000, http://127.0.0.1:8080"},
         {"cors_allow_headers": "Authorization, X-Request-ID", "cors_expose_headers": ["*"]},
         {"cors_max_age": 86400, "env_prefix": "Orders_"},
         {"cors_public_paths": ["/public", "/status/"]},
@@ -246,6 +253,165 @@ IPV6_TABLE = [
     "12345::1",
     ":1:2:3:4:5:6:7",
 ]
+
+
+# --- One line of 80 columns ------------------------------------------------------------
+# Copier shows a refused interactive answer as one line, "Validation error for question
+# 'NAME': " and the validator's first line, cut at the terminal's width; the lines after
+# it only reach a scripted run. (data, question named, value, fix): the first line must
+# be 'VALUE': FIX within 80 columns, the value shortened in the middle only if it must.
+SHOWN = [
+    ({"project_name": " "}, "project_name", "", "a name is needed, e.g. Orders API"),
+    ({"package_name": "Orders-API"}, "package_name", "Orders-API", "try 'orders_api'"),
+    ({"package_name": "class"}, "package_name", "class", "try 'class_api'"),
+    ({"package_name": "fastapi"}, "package_name", "fastapi", "try 'fastapi_api'"),
+    (
+        {"package_name": "A-Very-Long-Package-Name-That-Goes-On"},
+        "package_name",
+        "A-Very-Long-Package-Name-That-Goes-On",
+        "use a-z, 0-9 and _",
+    ),
+    (
+        {"production": "http://localhost:3000/app"},
+        "production",
+        "http://localhost:3000/app",
+        "drop the path",
+    ),
+    (
+        {"staging": "https://staging.shop.example.com/app?x=1"},
+        "staging",
+        "https://staging.shop.example.com/app?x=1",
+        "drop the path",
+    ),
+    (
+        {"staging": "https://a.example.com?x=1"},
+        "staging",
+        "https://a.example.com?x=1",
+        "drop the query",
+    ),
+    ({"development": "localhost:3000"}, "development", "localhost:3000", "add http://"),
+    ({"production": "app.example.com"}, "production", "app.example.com", "add https://"),
+    (
+        {"production": "ftp://a.example.com"},
+        "production",
+        "ftp://a.example.com",
+        "use http or https",
+    ),
+    (
+        {"production": "https://a.example.com https://b.example.com"},
+        "production",
+        "https://a.example.com https://b.example.com",
+        "use commas",
+    ),
+    (
+        {"production": "https://a.example.com:70000"},
+        "production",
+        "https://a.example.com:70000",
+        "port 1 to 65535",
+    ),
+    ({"production": "https://*.co.uk"}, "production", "https://*.co.uk", "name your domain"),
+    ({"production": "null"}, "production", "null", "not in production"),
+    ({"test": "http://a.example.com."}, "test", "http://a.example.com.", "drop the final dot"),
+    (
+        {"development": "http://localhost:3000,,http://localhost:5173"},
+        "development",
+        "",
+        "an extra comma: remove it",
+    ),
+    (
+        {"production": "*", "cors_allow_credentials": True},
+        "production",
+        "*",
+        "credentials on: list origins",
+    ),
+    (
+        {"staging": "HTTPS://App.Example.com, https://app.example.com/"},
+        "staging",
+        "https://app.example.com/",
+        "twice: keep one",
+    ),
+    (
+        {"production": "https://[2001:0DB8::1]"},
+        "production",
+        "https://[2001:0DB8::1]",
+        "use [2001:db8::1]",
+    ),
+    (
+        {"production": "x", "cors_origins": {"development": [], "staging": [], "production": []}},
+        "production",
+        "",
+        "use --data cors_origins={...}",
+    ),
+    ({"request_headers": "X Bad, Authorization"}, "request_headers", "X Bad", "use A-Z, 0-9 and -"),
+    (
+        {"response_headers": "*", "cors_allow_credentials": True},
+        "response_headers",
+        "*",
+        "credentials on: name them",
+    ),
+    ({"max_age": "ten"}, "max_age", "ten", "use 0 to 86400 seconds"),
+    ({"max_age": "90000"}, "max_age", "90000", "use 0 to 86400 seconds"),
+    ({"public_paths": "status"}, "public_paths", "status", "start it with '/'"),
+    ({"public_paths": "/data?x=1"}, "public_paths", "/data?x=1", "use a plain path"),
+    ({"public_paths": "/"}, "public_paths", "/", "that is every path"),
+    (
+        {"public_paths": "/status", "cors_public_origins": "https://status.example.com/page"},
+        "cors_public_origins",
+        "https://status.example.com/page",
+        "drop the path",
+    ),
+    ({"env_prefix": "orders"}, "env_prefix", "orders", "try 'ORDERS_'"),
+    ({"cors_allow_headers": ["X Bad"]}, "cors_allow_headers", "X Bad", "use A-Z, 0-9 and -"),
+]
+
+
+def first_line_parts(message: str, question: str, fix: str) -> str:
+    """The value as the first line shows it, after checking the frame around it."""
+    first = message.split("\n")[0]
+    prefix = f"Validation error for question '{question}': "
+    assert len(first) <= 80, f"{len(first)} columns: {first}"
+    assert first.startswith(prefix), first
+    assert first.endswith(fix), first
+    shown = first[len(prefix) : len(first) - len(fix)]
+    if not shown:
+        return ""
+    assert shown.startswith("'") and shown.endswith("': "), first
+    return shown[1:-3]
+
+
+@pytest.mark.parametrize(("data", "question", "value", "fix"), SHOWN)
+def test_a_refusal_names_value_and_fix_in_one_line_of_80_columns(
+    template_repo: Path, tmp_path: Path, data: dict[str, Any], question: str, value: str, fix: str
+) -> None:
+    message = refusal(template_repo, tmp_path, data)
+    shown = first_line_parts(message, question, fix)
+    if "…" in shown:
+        head, tail = shown.split("…")
+        assert value.startswith(head) and value.endswith(tail), shown
+        assert min(len(head), len(tail)) >= 4, shown
+    else:
+        assert shown == value
+    # The lines after the first give the whole message.
+    assert len(message.split("\n")) > 1
+
+
+@pytest.mark.parametrize("question", ["development", "cors_public_origins"])
+def test_every_origin_rule_fits_one_line(validators: SandboxedEnvironment, question: str) -> None:
+    """Each refused entry of the agreement table, under the shortest and the longest
+    question name that asks for origins."""
+    macro = validators.from_string(
+        "{% from 'validators/cors.jinja' import problems_text, origin_problems %}"
+        "{{ problems_text(question, origin_problems(value, 'production', false, question)) }}"
+    )
+    refused = 0
+    for value in ORIGIN_TABLE:
+        text = macro.render(question=question, value=value).strip()
+        if text:
+            refused += 1
+            message = f"Validation error for question '{question}': {text}"
+            assert len(message.split("\n")[0]) <= 80, message
+            assert text.split("\n")[1].startswith(f"{question}: "), text
+    assert refused > 30
 
 
 @pytest.fixture(scope="module")
