@@ -42,9 +42,9 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "cors_public_paths": "/public, /status/",
     },
     "env-prefix": {
-        "project_name": "Billing",
+        "project_name": "Payments",
         "environments": ["development", "test", "staging", "production"],
-        "env_prefix": "billing_",
+        "env_prefix": "payments_",
         "cors_allow_private_network": True,
         "test": "",
         "cors_max_age": 0,
@@ -123,9 +123,9 @@ def test_only_chosen_environments_get_profiles(rendered: dict[str, Path]) -> Non
 
 def test_env_prefix_is_used_everywhere(rendered: dict[str, Path]) -> None:
     project = rendered["env-prefix"]
-    assert settings_of(project)["service"]["env_prefix"] == "BILLING_"
-    assert "BILLING_CORS_ALLOW_ORIGINS" in (project / "README.md").read_text()
-    assert "BILLING_CORS_ALLOW_ORIGINS" in (project / ".env.example").read_text()
+    assert settings_of(project)["service"]["env_prefix"] == "PAYMENTS_"
+    assert "PAYMENTS_CORS_ALLOW_ORIGINS" in (project / "README.md").read_text()
+    assert "PAYMENTS_CORS_ALLOW_ORIGINS" in (project / ".env.example").read_text()
 
 
 def test_readme_tables_every_variable_per_environment(rendered: dict[str, Path]) -> None:

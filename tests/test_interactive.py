@@ -33,17 +33,17 @@ CONVERSATION: list[tuple[str, str, str | None]] = [
     ("environments", "", None),
     ("cors_allow_credentials", KEY + "y", None),
     ("development", "http://localhost:5173", None),
-    ("staging", "https://staging.shop.example.com/app", "'https://st…ple.com/app': drop the path"),
+    ("staging", "https://staging.shop.example.com/app", "'staging.sh…ple.com/app': drop the path"),
     ("staging", "https://staging.shop.example.com, https://*.pr.shop.example.com", None),
     ("production", "*", "'*': credentials on: list origins"),
     (
         "production",
         "https://shop.example.com/, HTTPS://Shop.Example.com",
-        "'HTTPS://…mple.com': twice: keep one",
+        "'shop.example.com': twice: keep one",
     ),
     ("production", "https://shop.example.com/", None),
     ("cors_allow_methods", "", None),
-    ("request_headers", "Authorization X-Request-ID", "'Auth…t-ID': use A-Z, 0-9 and -"),
+    ("request_headers", "Authorization X-Request-ID", "'Authoriz…quest-ID': use commas"),
     ("request_headers", "Authorization, X-Request-ID", None),
     ("response_headers", "X-Request-ID", None),
     ("max_age", "ten", "'ten': use 0 to 86400 seconds"),
@@ -107,7 +107,7 @@ def test_plain_text_answers_make_a_service_at_80_columns(
                 shown = [line for line in screen if line.endswith(first)]
                 assert shown and all(len(line) <= COLUMNS for line in shown), screen
                 for line in rest:
-                    assert line in [row.strip() for row in screen], (question, line, screen)
+                    terminal.wait_for(line)  # never there whole if it was cut
             if answer.startswith(KEY):
                 terminal.child.send(answer.removeprefix(KEY))
             else:

@@ -8,6 +8,7 @@ both accept and refuse the same entries with the same message.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -96,7 +97,7 @@ def refusal(template: Path, tmp_path: Path, data: dict[str, Any]) -> str:
             },
             "production: 'https://*.github.io' is broader than a registrable domain",
         ),
-        ({"cors_allow_headers": ["X Bad"]}, "'X Bad' is not a valid header name"),
+        ({"cors_allow_headers": ["X Bad"]}, "'X Bad' contains a space: separate header names"),
         ({"cors_allow_headers": ["X-A", 123]}, "'123' is not a valid header name"),
         ({"cors_expose_headers": "X-Ok, Bad:Name"}, "'Bad:Name' is not a valid header name"),
         (
@@ -118,7 +119,7 @@ def refusal(template: Path, tmp_path: Path, data: dict[str, Any]) -> str:
         ({"cors_max_age": -1}, "'-1' is not a number of seconds from 0 to 86400"),
         ({"cors_max_age": 86401}, "'86401' is not a number of seconds"),
         ({"max_age": "ten"}, "max_age: 'ten' is not a number of seconds"),
-        ({"request_headers": "X Bad, Authorization"}, "'X Bad' is not a valid header name"),
+        ({"request_headers": "X/Bad, Authorization"}, "'X/Bad' is not a valid header name"),
         (
             {"response_headers": "*", "cors_allow_credentials": True},
             "'*' with credentials exposes nothing",
@@ -263,7 +264,7 @@ IPV6_TABLE = [
 SHOWN = [
     ({"project_name": " "}, "project_name", "", "a name is needed, e.g. Orders API"),
     ({"package_name": "Orders-API"}, "package_name", "Orders-API", "try 'orders_api'"),
-    ({"package_name": "class"}, "package_name", "class", "try 'class_api'"),
+    ({"package_name": "class"}, "package_name", "class", "keyword; try 'class_api'"),
     ({"package_name": "fastapi"}, "package_name", "fastapi", "try 'fastapi_api'"),
     (
         {"package_name": "A-Very-Long-Package-Name-That-Goes-On"},
@@ -310,7 +311,7 @@ SHOWN = [
         "port 1 to 65535",
     ),
     ({"production": "https://*.co.uk"}, "production", "https://*.co.uk", "name your domain"),
-    ({"production": "null"}, "production", "null", "not in production"),
+    ({"production": "null"}, "production", "null", "list real origins"),
     ({"test": "http://a.example.com."}, "test", "http://a.example.com.", "drop the final dot"),
     (
         {"development": "http://localhost:3000,,http://localhost:5173"},
@@ -327,7 +328,7 @@ SHOWN = [
     (
         {"staging": "HTTPS://App.Example.com, https://app.example.com/"},
         "staging",
-        "https://app.example.com/",
+        "https://app.example.com",
         "twice: keep one",
     ),
     (
@@ -342,7 +343,40 @@ SHOWN = [
         "",
         "use --data cors_origins={...}",
     ),
-    ({"request_headers": "X Bad, Authorization"}, "request_headers", "X Bad", "use A-Z, 0-9 and -"),
+    ({"request_headers": "X:Bad, Authorization"}, "request_headers", "X:Bad", "use A-Z, 0-9 and -"),
+    (
+        {"request_headers": "Authorization X-Request-ID"},
+        "request_headers",
+        "Authorization X-Request-ID",
+        "use commas",
+    ),
+    (
+        {"request_headers": "Authorization,,X-Trace"},
+        "request_headers",
+        "",
+        "an extra comma: remove it",
+    ),
+    ({"response_headers": "X-Id, x-id"}, "response_headers", "x-id", "twice: keep one"),
+    ({"public_paths": "/public /status"}, "public_paths", "/public /status", "use commas"),
+    ({"public_paths": "/a, /a/"}, "public_paths", "/a/", "twice: keep one"),
+    (
+        {"public_paths": "/status", "cors_public_origins": "null"},
+        "cors_public_origins",
+        "null",
+        "list real origins",
+    ),
+    (
+        {"public_paths": "/status", "cors_public_origins": "https://*.com"},
+        "cors_public_origins",
+        "https://*.com",
+        "name your domain",
+    ),
+    (
+        {"staging": "https://*.amazonaws.com"},
+        "staging",
+        "https://*.amazonaws.com",
+        "list origins",
+    ),
     (
         {"response_headers": "*", "cors_allow_credentials": True},
         "response_headers",
@@ -361,7 +395,7 @@ SHOWN = [
         "drop the path",
     ),
     ({"env_prefix": "orders"}, "env_prefix", "orders", "try 'ORDERS_'"),
-    ({"cors_allow_headers": ["X Bad"]}, "cors_allow_headers", "X Bad", "use A-Z, 0-9 and -"),
+    ({"cors_allow_headers": ["X Bad"]}, "cors_allow_headers", "X Bad", "use commas"),
 ]
 
 
@@ -385,12 +419,14 @@ def test_a_refusal_names_value_and_fix_in_one_line_of_80_columns(
 ) -> None:
     message = refusal(template_repo, tmp_path, data)
     shown = first_line_parts(message, question, fix)
+    # http:// or https:// goes first when the value is too long, then its middle.
+    values = {value, re.sub(r"^https?://", "", value, flags=re.IGNORECASE)}
     if "…" in shown:
         head, tail = shown.split("…")
-        assert value.startswith(head) and value.endswith(tail), shown
+        assert any(v.startswith(head) and v.endswith(tail) for v in values), shown
         assert min(len(head), len(tail)) >= 4, shown
     else:
-        assert shown == value
+        assert shown in values
     # The lines after the first give the whole message.
     assert len(message.split("\n")) > 1
 
