@@ -292,6 +292,12 @@ def template_repository(destination: Path) -> Path:
             shutil.copytree(source, destination / name, ignore=ignore)
         else:
             shutil.copy2(source, destination / name)
+    return committed(destination)
+
+
+def committed(destination: Path) -> Path:
+    """Make `destination` a git repository with its files in one commit, as Copier reads
+    a template."""
     git(destination, "init", "-q", "-b", "main")
     git(destination, "add", "-A")
     git(destination, "commit", "-q", "-m", "template")
@@ -305,10 +311,7 @@ def bare_template(destination: Path, files: int) -> Path:
     (destination / "copier.yml").write_text("_subdirectory: template\n", encoding="utf-8")
     for number in range(files):
         (destination / "template" / f"file{number}.txt").write_text(f"{number}\n", encoding="utf-8")
-    git(destination, "init", "-q", "-b", "main")
-    git(destination, "add", "-A")
-    git(destination, "commit", "-q", "-m", "template")
-    return destination
+    return committed(destination)
 
 
 def render(template: Path, destination: Path, answers: Mapping[str, Any]) -> Path:
