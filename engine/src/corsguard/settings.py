@@ -17,6 +17,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -39,7 +40,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from .origins import NULL, WILDCARD, OriginError, parse_origin
+from .origins import NULL, WILDCARD, OriginError, is_production, parse_origin
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -49,32 +50,92 @@ else:  # pragma: no cover
     import tomli as tomllib
     from typing_extensions import Self
 
-SETTINGS_FILE = Path(__file__).parent.parent / "settings.toml"
-ENVIRONMENT_VARIABLE = "ENVIRONMENT"
+DEFAULT_ENVIRONMENT_VARIABLE = "ENVIRONMENT"
+
+
+class CORSConfigDict(SettingsConfigDict, total=False):
+    """``model_config`` of a :class:`CORSSettings` subclass: pydantic-settings' keys and two
+    of this package's.
+
+    ``cors_profiles``: the profiles file (TOML, one ``[environments.NAME]`` table per
+    environment, an optional ``[service]`` table); a relative path is taken from the
+    current directory, so pass ``Path(__file__).with_name("settings.toml")``. Without it
+    there are no profiles: fields come from variables, ``.env`` and defaults.
+    ``cors_environment_variable``: the variable that picks the profile (``ENVIRONMENT``).
+    """
+
+    cors_profiles: str | Path | None
+    cors_environment_variable: str
 
 
 @dataclass(frozen=True)
 class ServiceFile:
-    """The contents of settings.toml, written from the template's answers."""
+    """The contents of a profiles file (``settings.toml`` in a generated service)."""
 
     title: str
     env_prefix: str
-    default_environment: str
+    default_environment: str | None
     profiles: dict[str, dict[str, Any]]
+    path: Path | None = None
 
     @classmethod
-    def read(cls, path: Path = SETTINGS_FILE) -> ServiceFile:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-        service = data["service"]
+    def read(cls, path: str | Path | None) -> ServiceFile:
+        """Read ``path``; None gives no profiles. Raises :class:`ConfigError` naming the file
+        and the fix when it is missing or malformed."""
+        if path is None:
+            return cls(title="", env_prefix="", default_environment=None, profiles={})
+        path = Path(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(
+                f"the CORS profiles file {str(path)!r} does not exist: create it, or point "
+                "cors_profiles in the settings' model_config at it (a path relative to the "
+                "module is safest: Path(__file__).with_name('settings.toml'))"
+            ) from None
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise ConfigError(
+                f"the CORS profiles file {str(path)!r} cannot be read ({error}): fix the TOML"
+            ) from None
+        service = data.get("service", {})
+        environments = data.get("environments", {})
+        problem = _file_problem(service, environments)
+        if problem:
+            raise ConfigError(f"the CORS profiles file {str(path)!r}: {problem}")
+        default = service.get("default_environment", next(iter(environments), None))
         return cls(
-            title=service["title"],
-            env_prefix=service["env_prefix"],
-            default_environment=service["default_environment"],
-            profiles=data["environments"],
+            title=str(service.get("title", "")),
+            env_prefix=str(service.get("env_prefix", "")),
+            default_environment=default,
+            profiles=environments,
+            path=path,
         )
 
 
-SERVICE = ServiceFile.read()
+def _file_problem(service: Any, environments: Any) -> str | None:
+    if not isinstance(service, dict) or not isinstance(environments, dict):
+        return "[service] and [environments.NAME] must be tables"
+    unknown = sorted(set(service) - {"title", "env_prefix", "default_environment"})
+    if unknown:
+        return f"unknown key {unknown[0]!r} in [service]; the keys are title, env_prefix, " + (
+            "default_environment"
+        )
+    for name, profile in environments.items():
+        if not isinstance(profile, dict):
+            return f"environments.{name} must be a table of settings"
+    default = service.get("default_environment")
+    if default is not None and default not in environments:
+        known = ", ".join(environments) or "none"
+        return (
+            f"default_environment {default!r} has no [environments.{default}] table "
+            f"(profiles: {known}): add it, or name one of them"
+        )
+    return None
+
+
+@cache
+def _read_profiles(path: Path | None) -> ServiceFile:
+    return ServiceFile.read(path)
 
 
 class ConfigError(Exception):
@@ -270,22 +331,27 @@ class CORSSettings(BaseSettings):
     """The CORS fields, the environment and the log level; subclass it to add fields.
 
     Every field, a subclass's too, is set by the variable of the same name (with the
-    service's prefix), by ``.env``, or by the profile in settings.toml.
+    prefix), by ``.env``, or by the selected environment's profile. Point the subclass at
+    its profiles file, and choose the variable that selects the profile::
+
+        class Settings(CORSSettings):
+            model_config = CORSConfigDict(
+                cors_profiles=Path(__file__).with_name("settings.toml"),
+                cors_environment_variable="APP_ENV",  # default: ENVIRONMENT
+            )
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix=SERVICE.env_prefix,
+    model_config = CORSConfigDict(
         env_file=".env",
         env_file_encoding="utf-8",
         extra="ignore",
         env_nested_delimiter="__",
-        populate_by_name=True,
         frozen=True,
     )
 
-    environment: str = Field(
-        default=SERVICE.default_environment, validation_alias=ENVIRONMENT_VARIABLE
-    )
+    # Filled in by the profile source: the variable named by cors_environment_variable,
+    # else the profiles file's default_environment, else its first profile.
+    environment: str = ""
     cors_allow_origins: Annotated[tuple[str, ...], NoDecode] = ()
     cors_allow_credentials: bool = False
     cors_allow_methods: Annotated[tuple[str, ...], NoDecode] = ("GET",)
@@ -301,6 +367,33 @@ class CORSSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        # The profiles file may name the variables' prefix ([service] env_prefix, as a
+        # generated service's does); a prefix the class sets itself must agree with it.
+        service = cls.profiles()
+        own = str(cls.model_config.get("env_prefix", ""))
+        if service.env_prefix and own and own.upper() != service.env_prefix.upper():
+            raise ConfigError(
+                f"{cls.__name__} sets env_prefix={own!r} but {service.path} says "
+                f"env_prefix = {service.env_prefix!r}: keep one of them"
+            )
+        if service.env_prefix and not own:
+            cls.model_config["env_prefix"] = service.env_prefix
+
+    @classmethod
+    def profiles(cls) -> ServiceFile:
+        """The profiles file this class reads (read once per path)."""
+        path = cls.model_config.get("cors_profiles")
+        return _read_profiles(None if path is None else Path(path).resolve())
+
+    @classmethod
+    def environment_variable(cls) -> str:
+        """The name of the variable that picks the profile."""
+        name = cls.model_config.get("cors_environment_variable")
+        return str(name or DEFAULT_ENVIRONMENT_VARIABLE)
+
+    @classmethod
     def settings_customise_sources(
         cls,
         settings_cls: type[BaseSettings],
@@ -309,7 +402,14 @@ class CORSSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings, dotenv_settings, ProfileSource(settings_cls))
+        # The environment is read from its own variable only (never as <prefix>ENVIRONMENT).
+        return (
+            init_settings,
+            EnvironmentSource(settings_cls, dotenv_settings),
+            WithoutEnvironment(env_settings),
+            WithoutEnvironment(dotenv_settings),
+            ProfileSource(settings_cls),
+        )
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -319,8 +419,9 @@ class CORSSettings(BaseSettings):
     @field_validator("environment")
     @classmethod
     def _known_environment(cls, value: str) -> str:
-        if value not in SERVICE.profiles:
-            known = ", ".join(SERVICE.profiles)
+        profiles = cls.profiles().profiles
+        if profiles and value not in profiles:
+            known = ", ".join(profiles)
             raise ValueError(f"unknown environment: use one of {known}")
         return value
 
@@ -395,7 +496,7 @@ class CORSSettings(BaseSettings):
                 problem = credentials_problem(policy.allow_origins, policy.expose_headers, names)
                 if problem:
                     raise ValueError(problem)
-            if self.environment == "production" and NULL in policy.allow_origins:
+            if is_production(self.environment) and NULL in policy.allow_origins:
                 raise ValueError(
                     f"{self.policy_env_name(name, 'allow_origins')} contains 'null', which is "
                     "refused in production: any site can send it; list the real origins instead"
@@ -462,7 +563,7 @@ class CORSSettings(BaseSettings):
     def env_name(cls, field: str) -> str:
         """The environment variable that sets ``field``."""
         if field == "environment":
-            return ENVIRONMENT_VARIABLE
+            return cls.environment_variable()
         return f"{cls.model_config.get('env_prefix', '')}{field}".upper()
 
 
@@ -480,32 +581,95 @@ def _token(value: str, what: str) -> str:
     return value
 
 
+class EnvironmentSource(PydanticBaseSettingsSource):
+    """The ``environment`` field from its own variable (``ENVIRONMENT`` unless the class
+    names another), in the process environment or else in the ``.env`` file that
+    ``dotenv`` reads; names compare case-insensitively, as pydantic-settings' do."""
+
+    def __init__(self, settings_cls: type[BaseSettings], dotenv: PydanticBaseSettingsSource):
+        super().__init__(settings_cls)
+        self.dotenv = dotenv
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        wanted = _cors_class(self.settings_cls).environment_variable().upper()
+        env_file = getattr(self.dotenv, "env_file", None)
+        for found in (dict(os.environ), dotenv_file_values(env_file)):
+            for name, value in found.items():
+                if name.upper() == wanted:
+                    return {"environment": value}
+        return {}
+
+
+class WithoutEnvironment(PydanticBaseSettingsSource):
+    """A pydantic-settings source with its ``environment`` value dropped: that field has a
+    variable of its own (:class:`EnvironmentSource`), never ``<prefix>ENVIRONMENT``."""
+
+    def __init__(self, source: PydanticBaseSettingsSource):
+        super().__init__(source.settings_cls)
+        self.source = source
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values = self.source()
+        values.pop("environment", None)
+        return values
+
+
 class ProfileSource(PydanticBaseSettingsSource):
-    """The profile of the selected environment, read from settings.toml.
+    """The profile of the selected environment, read from the profiles file.
 
     The environment itself comes from the sources above this one (keyword arguments,
-    ``ENVIRONMENT`` or ``.env``), which pydantic-settings passes on as current state.
+    its variable or ``.env``), which pydantic-settings passes on as current state;
+    without one, the file's default environment is chosen, and given as the value.
     """
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        state = self.current_state
-        environment = state.get(ENVIRONMENT_VARIABLE, state.get("environment"))
+        service = _cors_class(self.settings_cls).profiles()
+        environment = self.current_state.get("environment")
+        chosen: dict[str, Any] = {}
         if environment is None:
-            environment = SERVICE.default_environment
-        profile = dict(SERVICE.profiles.get(str(environment), {}))
+            environment = service.default_environment
+            if environment is not None:
+                chosen["environment"] = environment
+        profile = dict(service.profiles.get(str(environment), {}))
         fields = self.settings_cls.model_fields
         unknown = sorted(set(profile) - set(fields) - {"environment"})
         if unknown:
             # A misspelt key would otherwise be ignored, and its field silently default.
+            where = service.path.name if service.path else "the profiles file"
             raise ConfigError(
                 "Invalid configuration; the service cannot start:\n  "
-                f"{SETTINGS_FILE.name}, [environments.{environment}]: unknown key "
+                f"{where}, [environments.{environment}]: unknown key "
                 f"{unknown[0]!r}; the keys are {', '.join(fields)}"
             )
-        return profile
+        profile.pop("environment", None)
+        return {**profile, **chosen}
+
+
+def _cors_class(settings_cls: type[BaseSettings]) -> type[CORSSettings]:
+    if not issubclass(settings_cls, CORSSettings):  # pragma: no cover - installed by it
+        raise TypeError(f"{settings_cls.__name__} is not a CORSSettings subclass")
+    return settings_cls
+
+
+def dotenv_file_values(env_file: Any) -> dict[str, str]:
+    """The variables of a ``.env`` file (or of each of several), as pydantic-settings reads
+    them; nothing when there is none."""
+    files = env_file if isinstance(env_file, (list, tuple)) else [env_file]
+    found: dict[str, str] = {}
+    for path in files:
+        if isinstance(path, (str, Path)) and Path(path).is_file():
+            values = dotenv_values(path)
+            found.update({k: v for k, v in values.items() if v is not None})
+    return found
 
 
 def variable_names(settings_cls: type[CORSSettings]) -> set[str]:
@@ -516,10 +680,7 @@ def variable_names(settings_cls: type[CORSSettings]) -> set[str]:
 
 def variables_set(settings_cls: type[CORSSettings]) -> dict[str, str]:
     """The process environment and ``.env``, as the settings would read them."""
-    found: dict[str, str] = {}
-    env_file = settings_cls.model_config.get("env_file")
-    if isinstance(env_file, str) and Path(env_file).is_file():
-        found.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+    found = dotenv_file_values(settings_cls.model_config.get("env_file"))
     found.update(os.environ)
     return found
 
@@ -583,7 +744,7 @@ def describe(error: ValidationError, settings_cls: type[CORSSettings]) -> str:
             lines.append(f"  {message}")
             continue
         field = "__".join(str(part) for part in problem["loc"] if not isinstance(part, int))
-        name = settings_cls.env_name("environment" if field == ENVIRONMENT_VARIABLE else field)
+        name = settings_cls.env_name(field)
         value = problem["input"]
         shown = value if isinstance(value, str) else json.dumps(value)
         origin = "set in the environment" if _in_environment(name) else "from .env or settings.toml"

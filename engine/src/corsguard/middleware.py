@@ -40,7 +40,8 @@ from .errors import LOGGED_LENGTH, internal_error, loggable
 from .origins import NULL, WILDCARD, OriginPattern, PatternSet, is_pattern
 from .settings import CORSSettings, PathPolicy
 
-logger = logging.getLogger(__package__)
+# Refused requests, at INFO (configure_logging sets the level of "corsguard").
+logger = logging.getLogger("corsguard.refusals")
 
 # Close code for a handshake refused before it was accepted: servers answer 403.
 POLICY_VIOLATION = 1008

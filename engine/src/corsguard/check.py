@@ -35,13 +35,12 @@ from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ..settings import Settings
 from .explain import SIMPLE_METHODS, policy_label
 from .middleware import CORSPolicies, CORSPolicy, add_cors
 from .origins import NULL, WILDCARD, OriginPattern, is_pattern
 from .settings import CORSSettings
 
-PACKAGE = __name__.split(".")[0]
+PACKAGE = "corsguard"
 AGREES, DISAGREES, BAD_INPUT = 0, 1, 2
 MAX_ALLOWED = 6
 MAX_REFUSED = 3
@@ -556,7 +555,7 @@ class Comparison:
                 "forward Origin, Access-Control-Request-Method and "
                 "Access-Control-Request-Headers to the service (a CDN forwards only the headers "
                 "its policy lists); if they are forwarded, compare the deployment's variables "
-                f"with `{PACKAGE} cors show`",
+                f"with `{PACKAGE} show`",
             )
         return self.answered_in_front()
 
@@ -576,7 +575,7 @@ class Comparison:
             "the service itself refused what this policy allows: the deployment runs another "
             "policy than the one checked (another image, other variables, another "
             "ENVIRONMENT)",
-            f"check with the deployment's ENVIRONMENT and variables (`{PACKAGE} cors show` "
+            f"check with the deployment's ENVIRONMENT and variables (`{PACKAGE} show` "
             "prints the policy checked), or deploy the current settings",
         )
 
@@ -643,7 +642,7 @@ class Comparison:
                     "deployment runs another policy than this one (another image, other "
                     "variables)",
                     f"{REMOVE_PROXY_CORS}; then compare the deployment's variables with "
-                    f"`{PACKAGE} cors show`",
+                    f"`{PACKAGE} show`",
                     name,
                 )
         explicit = expected.values(ACAO) != [WILDCARD]
@@ -883,9 +882,9 @@ def unreachable(probe: Probe, url: str, error: httpx.HTTPError) -> Finding:
 # --- The command ----------------------------------------------------------------------
 
 
-def check_command(arguments: argparse.Namespace) -> int:
-    """``cors check URL``: print the report (or JSON); 0 agrees, 1 differs, 2 bad input."""
-    settings = Settings.load(environment=arguments.env)  # --env, or ENVIRONMENT (cli.py)
+def check_command(settings_cls: type[CORSSettings], arguments: argparse.Namespace) -> int:
+    """``corsguard check URL``: print the report (or JSON); 0 agrees, 1 differs, 2 bad input."""
+    settings = settings_cls.load(environment=arguments.env)  # --env, or its variable (cli.py)
     try:
         report = check(settings, arguments.url, arguments.path or [DEFAULT_PATH], arguments.timeout)
     except CheckError as error:

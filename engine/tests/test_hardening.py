@@ -16,7 +16,7 @@ from .support import send
 
 ALLOWED = "https://app.example.com"
 REFUSED = "https://evil.example.net"
-CORS_LOGGER = f"{PACKAGE}.cors"
+CORS_LOGGER = "corsguard.refusals"
 
 
 def app_with(**values: Any) -> FastAPI:
@@ -104,7 +104,7 @@ def test_unhandled_error_is_a_json_500_with_cors_headers(caplog: pytest.LogCaptu
     assert response.headers["access-control-allow-origin"] == ALLOWED
     assert response.headers["access-control-allow-credentials"] == "true"
     assert response.headers["access-control-expose-headers"] == "X-Request-ID"
-    [record] = [r for r in caplog.records if r.name == f"{PACKAGE}.cors.errors"]
+    [record] = [r for r in caplog.records if r.name == "corsguard.errors"]
     assert record.exc_info is not None
     assert "GET '/boom'" in record.getMessage()
 
@@ -306,7 +306,7 @@ def test_request_values_cannot_forge_log_lines(caplog: pytest.LogCaptureFixture)
     with caplog.at_level(logging.INFO, logger=PACKAGE):
         handshake(app, REFUSED, "/ws\r\nINFO: forged\x1b[2J")
         send(app, "GET", "/fail/x%1b%5b2J%09", headers={"Origin": ALLOWED})
-    messages = [r.getMessage() for r in caplog.records if r.name.startswith(CORS_LOGGER)]
+    messages = [r.getMessage() for r in caplog.records if r.name.startswith("corsguard.")]
     assert messages[0] == (
         "CORS refused WebSocket '/ws\\r\\nINFO: forged\\x1b[2J' from origin "
         f"{REFUSED!r}: origin not in the allowed origins"

@@ -232,7 +232,7 @@ def test_explain_says_which_policy_decided(
     monkeypatch.setenv(PREFIXES, "/open")
     monkeypatch.setenv(ORIGINS, "*")
     environment = Settings.load().environment
-    base = ["cors", "explain", "--env", environment, "--origin", ANY_SITE]
+    base = ["explain", "--env", environment, "--origin", ANY_SITE]
 
     assert main([*base, "--path", "/open/data"]) == ALLOWED
     public = capsys.readouterr().out

@@ -16,6 +16,9 @@ def _is_own_variable(name: str) -> bool:
     return name.upper() == ENVIRONMENT_VARIABLE or name.upper().startswith(_CORS_PREFIX)
 
 
+# The corsguard command finds the test service's settings by this variable.
+os.environ["CORSGUARD_SETTINGS"] = "tests.sample:Settings"
+
 # Test cases are collected from the profiles at import time, so variables exported in
 # the shell are removed before any test module is imported.
 for _name in [name for name in os.environ if _is_own_variable(name)]:

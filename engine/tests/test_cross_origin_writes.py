@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 
-from .service import PACKAGE, Settings, create_app
+from .service import Settings, create_app
 from .support import send
 
 ALLOWED = "https://app.example.com"
 REFUSED = "https://evil.example.net"
-CORS_LOGGER = f"{PACKAGE}.cors"
+CORS_LOGGER = "corsguard.refusals"
 
 
 def app_with(**values: Any) -> tuple[FastAPI, list[str]]:

@@ -134,6 +134,14 @@ def normalize_origin(value: str) -> str:
     return f"{scheme}://{authority}{'' if rest == '/' else rest}"
 
 
+# Profiles under these names are production: 'null' is refused there.
+PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
+
+
+def is_production(environment: str | None) -> bool:
+    return environment is not None and environment.lower() in PRODUCTION_ENVIRONMENTS
+
+
 def parse_origin(value: str, *, environment: str | None = None) -> str:
     """Return the normal form of one entry, or raise :class:`OriginError`.
 
@@ -153,7 +161,7 @@ def parse_origin(value: str, *, environment: str | None = None) -> str:
     if entry == WILDCARD:
         return entry
     if entry == NULL:
-        if environment == "production":
+        if is_production(environment):
             raise OriginError(
                 "'null' is refused in production: sandboxed iframes, file: and data: pages on "
                 "any site send it, so allowing it allows everyone; list the real origins instead"

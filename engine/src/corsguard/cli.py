@@ -1,0 +1,215 @@
+"""The ``corsguard`` command: ``show``, ``explain`` and ``check`` for an app's settings.
+
+The settings are the app's own :class:`~corsguard.CORSSettings` subclass, named by
+``--settings module:Class``, by ``CORSGUARD_SETTINGS``, or by ``settings`` in the
+``[tool.corsguard]`` table of the project's ``pyproject.toml``; a profile that also sets
+the app's own fields loads here as it does in the app.
+
+Exit status: 0 when a browser would be allowed (``explain``) or the deployment agrees
+(``check``), 1 when not, 2 on bad input or an invalid configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .check import DEFAULT_PATH, DEFAULT_TIMEOUT, check_command
+from .explain import describe_policies, explain
+from .origins import OriginError
+from .settings import ConfigError, CORSSettings, variables_set
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ALLOWED, REFUSED, BAD_INPUT = 0, 1, 2
+SETTINGS_VARIABLE = "CORSGUARD_SETTINGS"
+
+
+def settings_class(given: str | None, start: Path | None = None) -> type[CORSSettings]:
+    """The settings class named by ``given``, ``CORSGUARD_SETTINGS`` or pyproject.toml."""
+    spec = given or os.environ.get(SETTINGS_VARIABLE) or _from_pyproject(start or Path.cwd())
+    if not spec:
+        raise ConfigError(
+            "corsguard needs the app's settings class: pass --settings module:Class (as in "
+            "--settings app.core.config:Settings), set CORSGUARD_SETTINGS, or add to "
+            'pyproject.toml:\n  [tool.corsguard]\n  settings = "app.core.config:Settings"'
+        )
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        raise ConfigError(f"{spec!r} is not module:Class: write it as app.core.config:Settings")
+    # Like uvicorn: the current directory is importable, for apps that are not installed.
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        raise ConfigError(
+            f"cannot import {module_name!r} (from {spec!r}): {error}; run corsguard from the "
+            "project's root, in its environment (uv run corsguard ...)"
+        ) from None
+    found = getattr(module, attribute, None)
+    if not (isinstance(found, type) and issubclass(found, CORSSettings)):
+        raise ConfigError(
+            f"{spec!r} is not a subclass of corsguard.CORSSettings: name the settings class "
+            "that inherits from it"
+        )
+    return found
+
+
+def _from_pyproject(start: Path) -> str | None:
+    for folder in (start, *start.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file():
+            table = tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {})
+            value = table.get("corsguard", {}).get("settings")
+            return str(value) if value else None
+    return None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="corsguard", description="Inspect an app's CORS policy and its deployment."
+    )
+    parser.add_argument(
+        "--settings",
+        metavar="MODULE:CLASS",
+        help="the app's settings class (default: CORSGUARD_SETTINGS, or [tool.corsguard] "
+        "settings in pyproject.toml)",
+    )
+    cors = parser.add_subparsers(dest="action", required=True)
+    cors.add_parser("show", help="print every environment's effective policy")
+    explain_parser = cors.add_parser(
+        "explain", help="would a browser on ORIGIN be allowed? (exit 0 yes, 1 no, 2 bad input)"
+    )
+    explain_parser.add_argument(
+        "--env",
+        help="environment to check (default: the variable that picks the profile)",
+    )
+    explain_parser.add_argument("--origin", required=True, help="the page's origin or URL")
+    explain_parser.add_argument("--method", default="GET", help="request method (default GET)")
+    explain_parser.add_argument(
+        "--header", action="append", default=[], metavar="NAME", help="a request header name"
+    )
+    explain_parser.add_argument(
+        "--credentials", action="store_true", help="the request sends cookies or HTTP auth"
+    )
+    explain_parser.add_argument(
+        "--path", default="/", help="the requested path: picks the policy (default /)"
+    )
+    check_parser = cors.add_parser(
+        "check",
+        help="does the deployed service at URL answer browsers as the policy says? "
+        "(exit 0 yes, 1 no, 2 bad input)",
+    )
+    check_parser.add_argument(
+        "url", help="the service's base URL as browsers call it; --path is added to it"
+    )
+    check_parser.add_argument(
+        "--env",
+        help="the deployment's environment (default: the variable that picks the profile)",
+    )
+    check_parser.add_argument(
+        "--path",
+        action="append",
+        metavar="PATH",
+        help=f"a path to check, repeatable: picks the policy (default {DEFAULT_PATH})",
+    )
+    check_parser.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds to wait for each answer (default {DEFAULT_TIMEOUT:g})",
+    )
+    check_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    try:
+        settings_cls = settings_class(arguments.settings)
+        if arguments.action == "show":
+            return show(settings_cls)
+        arguments.env = environment_of(settings_cls, arguments.env, arguments.action)
+        if arguments.action == "check":
+            return check_command(settings_cls, arguments)
+        return explain_command(settings_cls, arguments)
+    except (ConfigError, OriginError) as error:
+        print(error, file=sys.stderr)
+        return BAD_INPUT
+
+
+def environment_of(settings_cls: type[CORSSettings], given: str | None, command: str) -> str:
+    """``--env``, else the profile's variable (environment or ``.env``), as the app reads it."""
+    profiles = list(settings_cls.profiles().profiles)
+    if given is not None:
+        if profiles and given not in profiles:
+            raise ConfigError(
+                f"--env {given!r} is not an environment of this app: use one of "
+                f"{', '.join(profiles)}"
+            )
+        return given
+    variable = settings_cls.environment_variable()
+    settings = settings_cls.load()
+    if profiles and not any(
+        name.upper() == variable.upper() for name in variables_set(settings_cls)
+    ):
+        raise ConfigError(
+            f"{command} needs the deployment's environment: pass --env (for example --env "
+            f"{profiles[-1]}) or set {variable}"
+        )
+    return settings.environment
+
+
+def show(settings_cls: type[CORSSettings]) -> int:
+    # Load every environment first, so that an invalid one prints only its error.
+    names = list(settings_cls.profiles().profiles) or [settings_cls.load().environment]
+    policies = {name: describe_policies(settings_cls.load(environment=name)) for name in names}
+    for environment, lines in policies.items():
+        print(f"{environment}:")
+        print("\n".join(lines))
+    print("(profiles from the profiles file, with the environment and .env applied)")
+    return ALLOWED
+
+
+def explain_command(settings_cls: type[CORSSettings], arguments: argparse.Namespace) -> int:
+    if not arguments.path.startswith("/"):
+        raise OriginError(f"--path {arguments.path!r} must start with '/', as in '/public/items'")
+    if any(not header.strip() for header in arguments.header):
+        raise OriginError("--header needs a header name, as in --header Authorization")
+    settings = settings_cls.load(environment=arguments.env)
+    verdict = explain(
+        settings,
+        arguments.origin,
+        arguments.method,
+        arguments.header,
+        arguments.credentials,
+        arguments.path,
+    )
+    headers = ", ".join(arguments.header) or "none"
+    print(f"Effective policy of {arguments.env} (profiles, environment and .env applied):")
+    print("\n".join(describe_policies(settings)))
+    print(
+        f"Request: origin {verdict.origin}, {arguments.method} {arguments.path}, headers {headers}"
+    )
+    print(f"Decided by {verdict.policy}")
+    for note in verdict.notes:
+        print(f"  note: {note}")
+    if verdict.allowed:
+        print(f"ALLOWED: origin allowed by {verdict.decided_by}")
+        return ALLOWED
+    print("REFUSED:")
+    for problem in verdict.problems:
+        print(f"  - {problem}")
+    return REFUSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())
