@@ -6,9 +6,9 @@ middleware, then the CORS layer around all of them.
 
 from __future__ import annotations
 
+from corsguard import add_cors, app_or_exit, configure_logging
 from fastapi import FastAPI
 
-from .cors import SERVICE, add_cors, app_or_exit, configure_logging
 from .routers import health
 from .settings import Settings
 
@@ -16,12 +16,12 @@ from .settings import Settings
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; without ``settings``, read them from the environment.
 
-    Raises :class:`~.cors.ConfigError` when the configuration is invalid.
+    Raises :class:`corsguard.ConfigError` when the configuration is invalid.
     """
     if settings is None:
         settings = Settings.load()
     configure_logging(settings.log_level)
-    app = FastAPI(title=SERVICE.title)
+    app = FastAPI(title=Settings.profiles().title)
 
     app.include_router(health.router)
 
