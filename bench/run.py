@@ -193,6 +193,16 @@ class Section:
 # --- Processes -----------------------------------------------------------------------
 
 
+def engine_index(directory: Path) -> None:
+    """The service installs corsguard as built from this working tree (``.ci/local-index``),
+    unless the caller already points uv at an index that serves it."""
+    if "UV_INDEX" in os.environ:
+        return
+    exported = run(["bash", str(ROOT / ".ci" / "local-index"), str(directory)], ROOT)
+    name, _, value = exported.strip().removeprefix("export ").partition("=")
+    os.environ[name] = value
+
+
 def clean_environment(**extra: str) -> dict[str, str]:
     """The caller's environment without what would steer the service or its tools.
 
@@ -899,6 +909,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     started, load = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="fastapi-cors-bench-") as directory:
         work = Path(directory)
+        engine_index(work / "index")
         template = template_repository(work / "template")
         generate, service = section_generate(plan, work, template, options.answers, answers)
         sections = [

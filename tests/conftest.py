@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,35 @@ def copy_template(destination: Path, tag: str = "v1") -> Path:
     git(destination, "commit", "-q", "-m", "template")
     git(destination, "tag", tag)
     return destination
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """corsguard as an index would serve it, built from the working tree (engine/): the
+    services these tests generate install it from there, never from the package index.
+    Each xdist worker builds its own copy; uv's index strategy takes corsguard from that
+    index only."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    index = Path(tempfile.gettempdir()) / f"corsguard-index-{os.getpid()}-{worker}"
+    result = subprocess.run(
+        ["bash", str(ROOT / ".ci" / "local-index"), str(index)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise pytest.UsageError(f"building corsguard failed:\n{result.stderr}")
+    name, _, value = result.stdout.strip().removeprefix("export ").partition("=")
+    os.environ[name] = value
+    config.stash[ENGINE_INDEX] = index
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    index = config.stash.get(ENGINE_INDEX, None)
+    if index is not None:
+        shutil.rmtree(index, ignore_errors=True)
+
+
+ENGINE_INDEX = pytest.StashKey[Path]()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 Firefox speaks WebDriver BiDi natively, so the suite talks to it directly over one
 WebSocket: no geckodriver, no Selenium, no browser download (docs/design.md says why).
 The client between the two marker lines is copied verbatim into the generated project's
-opt-in harness (template/tests/cors/test_browser.py);
+opt-in harness (engine/tests/test_browser.py);
 tests/test_firefox_client.py keeps the two copies equal.
 """
 

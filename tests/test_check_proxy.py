@@ -215,7 +215,7 @@ def nginx_in_front(
 
 def cors_check(project: Path, port: int, *options: str) -> tuple[int, dict[str, Any], float]:
     """Run ``cors check --json`` as a user would; its exit status, report and duration."""
-    command = ["uv", "run", "--no-sync", PACKAGE, "cors", "check", f"http://127.0.0.1:{port}"]
+    command = ["uv", "run", "--no-sync", "corsguard", "check", f"http://127.0.0.1:{port}"]
     command += ["--env", ENVIRONMENT, "--timeout", "5", "--json", *options]
     start = time.monotonic()
     result = subprocess.run(
@@ -274,7 +274,7 @@ def deployment_step(project: Path) -> tuple[dict[str, Any], dict[str, Any], str]
     workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
     inputs = workflow[True]["workflow_dispatch"]["inputs"]  # YAML reads the key 'on' as True
     job = workflow["jobs"]["deployment"]
-    [script] = [step["run"] for step in job["steps"] if "cors check" in step.get("run", "")]
+    [script] = [step["run"] for step in job["steps"] if "corsguard check" in step.get("run", "")]
     return inputs, job, script
 
 
@@ -282,7 +282,7 @@ def test_readme_and_workflow_show_the_check(template_repo: Path, tmp_path: Path)
     project = render(template_repo, tmp_path / "orders-api", EXAMPLE)
     readme = (project / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Debug a blocked origin", 1)[1].split("\n## ", 1)[0]
-    assert f"uv run {PACKAGE} cors check https://api.example.com --env production" in section
+    assert "uv run corsguard check https://api.example.com --env production" in section
     for option in ("--path", "--timeout", "--json"):
         assert option in section, option
     inputs, job, script = deployment_step(project)
@@ -290,7 +290,7 @@ def test_readme_and_workflow_show_the_check(template_repo: Path, tmp_path: Path)
     assert inputs["url"]["required"] is True
     assert inputs["environment"]["options"] == EXAMPLE["environments"]
     assert inputs["environment"]["default"] == ENVIRONMENT
-    assert f"uv run --no-dev {PACKAGE} cors check" in script
+    assert "uv run --no-dev corsguard check" in script
 
 
 @pytest.mark.slow
@@ -328,7 +328,7 @@ def test_the_workflow_step_passes_and_fails_with_the_deployment(
 
 # --- The deployment page tells what the check does --------------------------------------
 
-CHECK_SOURCE = ROOT / "template" / "src" / "{{package_name}}" / "cors" / "check.py"
+CHECK_SOURCE = ROOT / "engine" / "src" / "corsguard" / "check.py"
 DEPLOYMENT_PAGE = ROOT / "docs" / "deployment.md"
 
 

@@ -1,8 +1,8 @@
-"""One WebDriver BiDi client, two copies: the suite's and the generated project's harness.
+"""One WebDriver BiDi client, two copies: the template suite's and the engine's harness.
 
-The generated project cannot import the template's tests, so its opt-in browser harness
-carries the client itself. The two copies must stay the same code; only the ``noqa``
-comments differ, which the generated project's stricter ruff rules need.
+The engine's opt-in browser tests (engine/tests/test_browser.py) cannot import the
+template's tests, so they carry the client themselves. The two copies must stay the same
+code; only the ``noqa`` comments differ, which the engine's stricter ruff rules need.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ BEGIN = "# --- begin WebDriver BiDi client ---"
 END = "# --- end WebDriver BiDi client ---"
 COPIES = (
     ROOT / "tests" / "firefox_support.py",
-    ROOT / "template" / "tests" / "cors" / "test_browser.py",
+    ROOT / "engine" / "tests" / "test_browser.py",
 )
 
 

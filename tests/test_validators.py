@@ -1,7 +1,7 @@
 """Every question's validator: good answers pass, bad ones are refused with the fix.
 
 The origin rules exist twice, in Jinja for the questionnaire (validators/cors.jinja) and
-in Python for start-up (template/src/{{package_name}}/cors/origins.py); one table checks that
+in Python for start-up (engine/src/corsguard/origins.py); one table checks that
 both accept and refuse the same entries with the same message.
 """
 
@@ -452,8 +452,8 @@ def test_every_origin_rule_fits_one_line(validators: SandboxedEnvironment, quest
 
 @pytest.fixture(scope="module")
 def origins() -> ModuleType:
-    """The generated service's origins.py, loaded once for the module's tests."""
-    path = ROOT / "template" / "src" / "{{package_name}}" / "cors" / "origins.py"
+    """The engine's origins.py, loaded once for the module's tests."""
+    path = ROOT / "engine" / "src" / "corsguard" / "origins.py"
     spec = importlib.util.spec_from_file_location("template_origins", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -13,13 +13,15 @@ the last middleware the app adds::
 The names below are the public interface; everything else may change between releases.
 """
 
+from importlib.metadata import version
+
 from .app import app_or_exit, configure_logging, startup_line
 from .explain import Verdict, explain
 from .middleware import CORSPolicies, CORSPolicy, add_cors
 from .origins import NULL, WILDCARD, OriginError, parse_origin
 from .settings import ConfigError, CORSConfigDict, CORSSettings, PathPolicy, ServiceFile
 
-__version__ = "0.4.0"
+__version__ = version("corsguard")
 
 __all__ = [
     "NULL",
