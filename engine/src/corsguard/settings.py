@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from dotenv import dotenv_values
 from pydantic import (
@@ -369,8 +369,21 @@ class CORSSettings(BaseSettings):
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        # The profiles file may name the variables' prefix ([service] env_prefix, as a
-        # generated service's does); a prefix the class sets itself must agree with it.
+        # A missing or malformed profiles file, or a prefix that disagrees with it, is
+        # reported by load() (inside app_or_exit: one message, exit 3), not at import.
+        try:
+            cls._apply_profiles_prefix()
+        except ConfigError as error:
+            cls._class_error = error
+        else:
+            cls._class_error = None
+
+    _class_error: ClassVar[ConfigError | None] = None
+
+    @classmethod
+    def _apply_profiles_prefix(cls) -> None:
+        """The profiles file may name the variables' prefix ([service] env_prefix, as a
+        generated service's does); a prefix the class sets itself must agree with it."""
         service = cls.profiles()
         own = str(cls.model_config.get("env_prefix", ""))
         if service.env_prefix and own and own.upper() != service.env_prefix.upper():
@@ -516,6 +529,10 @@ class CORSSettings(BaseSettings):
 
         ``values`` take precedence over every source, as keyword arguments do.
         """
+        if cls._class_error is not None:
+            raise ConfigError(
+                f"Invalid configuration; the service cannot start:\n  {cls._class_error}"
+            )
         misspelt = unknown_variables(cls)
         if misspelt:
             raise ConfigError(
@@ -747,7 +764,7 @@ def describe(error: ValidationError, settings_cls: type[CORSSettings]) -> str:
         name = settings_cls.env_name(field)
         value = problem["input"]
         shown = value if isinstance(value, str) else json.dumps(value)
-        origin = "set in the environment" if _in_environment(name) else "from .env or settings.toml"
+        origin = "set in the environment" if _in_environment(name) else "from .env or the profiles file"
         lines.append(f"  {name}={shown!r} ({origin}): {message}")
     return "\n".join(lines)
 
