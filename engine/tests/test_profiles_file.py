@@ -49,7 +49,7 @@ def test_the_app_names_its_variable_and_its_profiles(
     monkeypatch.setenv("ENVIRONMENT", "local")  # not this app's variable
     assert cls.load().cors_allow_origins == ("https://app.example.com",)
     monkeypatch.setenv("APP_ENV", "staging")
-    with pytest.raises(ConfigError, match="APP_ENV='staging'.*use one of local, prod"):
+    with pytest.raises(ConfigError, match=r"APP_ENV='staging'.*use one of local, prod"):
         cls.load()
 
 
@@ -91,7 +91,7 @@ def test_a_missing_profiles_file_names_the_path_and_the_fix(tmp_path: Path) -> N
     class Missing(CORSSettings):
         model_config = CORSConfigDict(cors_profiles=tmp_path / "nowhere.toml")
 
-    with pytest.raises(ConfigError, match="nowhere.toml' does not exist: create it"):
+    with pytest.raises(ConfigError, match=r"nowhere\.toml' does not exist: create it"):
         Missing.load()
 
 
@@ -103,7 +103,8 @@ def test_the_start_up_line_reads_the_environment_from_dotenv(tmp_path: Path) -> 
     assert settings.environment == "prod"
     line = startup_line(settings)
     assert line.startswith("CORS policy in force: ENVIRONMENT=prod (from .env); origins ")
-    assert "not set" not in line and "from variables" not in line
+    assert "not set" not in line
+    assert "from variables" not in line
 
 
 @pytest.mark.usefixtures("clean_environment")

@@ -764,7 +764,9 @@ def describe(error: ValidationError, settings_cls: type[CORSSettings]) -> str:
         name = settings_cls.env_name(field)
         value = problem["input"]
         shown = value if isinstance(value, str) else json.dumps(value)
-        origin = "set in the environment" if _in_environment(name) else "from .env or the profiles file"
+        origin = (
+            "set in the environment" if _in_environment(name) else "from .env or the profiles file"
+        )
         lines.append(f"  {name}={shown!r} ({origin}): {message}")
     return "\n".join(lines)
 
