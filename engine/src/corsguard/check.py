@@ -1,4 +1,4 @@
-"""Does the deployed service answer browsers as its policy says? The logic of ``cors check``.
+"""Does the deployed service answer browsers as its policy says? ``corsguard check``.
 
 From outside, through whatever stands in front of the service (a reverse proxy, an
 ingress, a cache or CDN), it sends what a browser would send: for each origin, a
@@ -8,7 +8,7 @@ policy allows requests that need one, and a ``GET``. The origins are the configu
 trailing slash toggled shows where the service's own redirects lead.
 
 Each answer is compared with the answer of the service's own CORS layer to the same
-request (``add_cors``, as ``create_app`` installs it, run in-process): this module holds
+request (``add_cors``, as the app installs it, run in-process): this module holds
 no CORS rule of its own. It knows how a browser reads an answer (the fetch standard's
 CORS check, for the words a browser would print) and what usually causes a difference.
 
@@ -68,7 +68,7 @@ REMOVE_PROXY_CORS = (
 
 
 class CheckError(ValueError):
-    """Unusable input to ``cors check``; the message names the value and the fix."""
+    """Unusable input to ``corsguard check``; the message names the value and the fix."""
 
 
 @dataclass(frozen=True)
@@ -220,7 +220,7 @@ class Report:
 
     def lines(self) -> list[str]:
         lines = [
-            f"Checked {self.url} against the {self.environment} policy (settings.toml, "
+            f"Checked {self.url} against the {self.environment} policy (profiles file, "
             "environment and .env applied):"
         ]
         lines += [f"  {self.url}{path}: {label}" for path, label in self.policies.items()]

@@ -173,9 +173,9 @@ def show(settings_cls: type[CORSSettings]) -> int:
     names = list(settings_cls.profiles().profiles) or [settings_cls.load().environment]
     policies = {name: describe_policies(settings_cls.load(environment=name)) for name in names}
     for environment, lines in policies.items():
-        print(f"{environment}:")
+        print(f"{environment or '(no profiles file)'}:")
         print("\n".join(lines))
-    print("(profiles from the profiles file, with the environment and .env applied)")
+    print("(the profiles, with the environment and .env applied)")
     return ALLOWED
 
 
