@@ -2,10 +2,13 @@
 
 The pages are written by hand; these tests keep them from drifting. Every question of
 copier.yml has a section in questions.md quoting its help, type, default and choices;
-every setting of the generated service has a section in configuration.md with its
-built-in default; every page is in the nav; the `cors explain` options used in the
-pages exist; the settings.toml quoted in environments.md is what the example answers
-render; and (slow) every command in a ```console block prints what the page shows.
+every setting of the engine (``CORSSettings`` in engine/src/corsguard/settings.py) has a
+section in configuration.md with its built-in default; engine.md names every public
+name of ``corsguard.__all__`` and every key of ``CORSConfigDict``; every page is in the
+nav; the `corsguard explain` options used in the pages exist; the settings.toml quoted
+in environments.md is what the example answers render; and (slow) every command in a
+```console block prints what the page shows, run in a service generated from the
+example answers.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ import yaml
 from .conftest import EXAMPLE_ANSWERS_FILE, ROOT, render, run
 
 DOCS = ROOT / "docs"
-PACKAGE = ROOT / "template" / "src" / "{{package_name}}"
+# The CORS engine, a package of its own that the generated service depends on.
+ENGINE = ROOT / "engine" / "src" / "corsguard"
 MKDOCS = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
 QUESTIONS: dict[str, dict[str, Any]] = {
     name: spec
@@ -37,7 +41,7 @@ QUESTIONS: dict[str, dict[str, Any]] = {
     if not name.startswith("_")
 }
 EXAMPLE_ANSWERS = yaml.safe_load(EXAMPLE_ANSWERS_FILE.read_text(encoding="utf-8"))
-# The commands quoted in the pages use the package of the example answers.
+# The package of the service the example answers generate (its settings.toml is quoted).
 EXAMPLE_PACKAGE = EXAMPLE_ANSWERS["package_name"]
 NOT_LITERAL = object()
 
@@ -148,8 +152,13 @@ def shown_setting(value: Any) -> str:
 
 
 def settings_fields() -> dict[str, Any]:
-    """Environment variable -> built-in default of each field of ``CORSSettings``."""
-    tree = ast.parse((PACKAGE / "cors" / "settings.py").read_text(encoding="utf-8"))
+    """Environment variable -> built-in default of each field of ``CORSSettings``.
+
+    ``environment`` is read from its own variable (``ENVIRONMENT`` unless the settings
+    class names another) and filled in from the profiles file when unset: its default
+    is no literal that the pages could quote.
+    """
+    tree = ast.parse((ENGINE / "settings.py").read_text(encoding="utf-8"))
     constants = {
         node.targets[0].id: node.value.value
         for node in tree.body
@@ -175,7 +184,7 @@ def settings_fields() -> dict[str, Any]:
             variable = constants[alias.id]
         elif isinstance(alias, ast.Constant):
             variable = alias.value
-        if value is not None:
+        if value is not None and name != "environment":
             try:
                 default = ast.literal_eval(value)
             except ValueError:
@@ -185,8 +194,8 @@ def settings_fields() -> dict[str, Any]:
 
 
 def explain_options() -> set[str]:
-    """The options that cli.py declares (``--env``, ``--origin``, ...)."""
-    tree = ast.parse((PACKAGE / "cors" / "cli.py").read_text(encoding="utf-8"))
+    """The options that corsguard's cli.py declares (``--env``, ``--origin``, ...)."""
+    tree = ast.parse((ENGINE / "cli.py").read_text(encoding="utf-8"))
     return {
         node.args[0].value
         for node in ast.walk(tree)
@@ -308,6 +317,50 @@ def test_configuration_documents_no_setting_that_does_not_exist() -> None:
     assert sorted(documented - set(settings_fields())) == []
 
 
+# --- engine.md covers corsguard's public interface ------------------------------------
+
+
+def public_names() -> list[str]:
+    """``corsguard.__all__``, read from the engine's ``__init__.py``."""
+    tree = ast.parse((ENGINE / "__init__.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "__all__":
+            names = ast.literal_eval(node.value)
+            assert isinstance(names, list)
+            return [str(name) for name in names]
+    raise AssertionError("corsguard/__init__.py has no __all__")
+
+
+def config_dict_keys() -> list[str]:
+    """The keys ``CORSConfigDict`` adds to pydantic-settings' ``SettingsConfigDict``."""
+    tree = ast.parse((ENGINE / "settings.py").read_text(encoding="utf-8"))
+    config = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.ClassDef) and node.name == "CORSConfigDict"
+    )
+    return [
+        statement.target.id
+        for statement in config.body
+        if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name)
+    ]
+
+
+def test_engine_page_lists_the_public_interface() -> None:
+    names = public_names()
+    assert "CORSSettings" in names and "add_cors" in names, names
+    text = page("engine.md")
+    missing = [name for name in names if f"`{name}`" not in text]
+    assert missing == [], f"engine.md does not name {missing}"
+
+
+def test_engine_page_documents_every_config_dict_key() -> None:
+    keys = config_dict_keys()
+    assert keys == ["cors_profiles", "cors_environment_variable"], keys
+    sections = code_sections(page("engine.md"))
+    assert sorted(set(keys) - set(sections)) == [], "CORSConfigDict keys without a section"
+
+
 # --- Commands quoted in the pages -----------------------------------------------------
 
 
@@ -318,7 +371,7 @@ def test_explain_commands_use_options_that_exist() -> None:
     for path in sorted(DOCS.glob("*.md")):
         text = re.sub(r"\\\n\s*", " ", path.read_text(encoding="utf-8"))  # join continued lines
         for line in text.splitlines():
-            if "cors explain" in line:
+            if "corsguard explain" in line:
                 for option in re.findall(r"(?<![\w-])--[a-z][a-z-]*", line):
                     used += 1
                     assert option in options, f"{path.name}: {option} in {line.strip()!r}"
@@ -329,9 +382,7 @@ def test_documented_commands_are_found() -> None:
     commands = documented_commands()
     assert len(commands) >= 10
     for name, command, _ in commands:
-        assert f"uv run {EXAMPLE_PACKAGE} " in command or "uv run python" in command, (
-            f"{name}: {command}"
-        )
+        assert "uv run corsguard " in command or "uv run python" in command, f"{name}: {command}"
 
 
 def test_output_matcher() -> None:
