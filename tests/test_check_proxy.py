@@ -6,10 +6,12 @@ port on 127.0.0.1, no master process, no daemon) stands in front of it, configur
 correctly or with one of the faults that block browsers in production although the
 service is right: a proxy that adds its own Access-Control-Allow-Origin, a cache that
 ignores Vary: Origin, a redirected preflight, an auth layer or a method rule that
-answers OPTIONS, a proxy that drops the Origin request header or a response header, a
-proxy that rewrites Host. The check must pass (exit 0) through the correct ones and name
-each fault (exit 1) through the others. Every request goes to 127.0.0.1; the check sends
-at most ten.
+answers OPTIONS, a proxy that drops the Origin request header, a response header or
+every Access-Control-* response header, a proxy that rewrites Host. One more case puts a
+correct nginx in front and checks another policy than the service runs (settings changed,
+not deployed): the check must tell it from a proxy that strips the headers. The check
+must pass (exit 0) through the correct ones and name each fault (exit 1) through the
+others. Every request goes to 127.0.0.1; the check sends at most ten.
 """
 
 from __future__ import annotations
@@ -80,6 +82,22 @@ CACHE_ZONE = "proxy_cache_path {root}/cache keys_zone=api:1m;"
 # Cache /health for a minute although the service sends no Cache-Control, as a CDN
 # configured to cache everything would.
 CACHE = "proxy_cache api; proxy_cache_valid 200 1m; proxy_ignore_headers Cache-Control Expires;"
+# Every Access-Control-* response header the service can send, hidden by nginx.
+CORS_RESPONSE_HEADERS = (
+    "Allow-Origin",
+    "Allow-Credentials",
+    "Allow-Methods",
+    "Allow-Headers",
+    "Expose-Headers",
+    "Max-Age",
+    "Allow-Private-Network",
+)
+HIDE_EVERY_CORS_HEADER = " ".join(
+    f"proxy_hide_header Access-Control-{name};" for name in CORS_RESPONSE_HEADERS
+)
+# The policy checked when the deployment runs another: settings.toml moved production to
+# a new frontend origin, and the service was not redeployed (it still allows ALLOWED).
+NEW_ORIGIN = "https://shop.example.com"
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +110,9 @@ def nginx() -> Path:
     return Path(found)
 
 
-# case -> (the blanks of NGINX_CONF, the faults cors check must name)
+# case -> (the blanks of NGINX_CONF, the faults cors check must name). Two blanks are not
+# nginx's: "prime" (a path requested once before the check, without Origin) and
+# "checked" (VARIABLE=value, set for the check only: it checks another policy).
 CASES: dict[str, tuple[dict[str, str], set[str]]] = {
     "correct": ({}, set()),
     "cache-honouring-vary": ({"http": CACHE_ZONE, "location": CACHE}, set()),
@@ -129,6 +149,14 @@ CASES: dict[str, tuple[dict[str, str], set[str]]] = {
     "response-header-stripped": (
         {"location": "proxy_hide_header Access-Control-Allow-Origin;"},
         {"header-stripped"},
+    ),
+    "every-cors-header-stripped": (
+        {"location": HIDE_EVERY_CORS_HEADER},
+        {"cors-headers-stripped"},
+    ),
+    "another-policy-deployed": (
+        {"checked": f"CORS_ALLOW_ORIGINS={NEW_ORIGIN}"},
+        {"policy-differs"},
     ),
     "host-rewritten": ({"host": "backend.internal:8000"}, {"host-rewritten"}),
 }
@@ -200,6 +228,7 @@ def nginx_in_front(
     root.mkdir(exist_ok=True)
     values = {"http": "", "server": "", "location": "", "host": "$http_host", **blanks}
     prime = values.pop("prime", "")
+    values.pop("checked", None)
     values = {key: value.replace("{root}", str(root)) for key, value in values.items()}
     config = root / "nginx.conf"
     config.write_text(NGINX_CONF.format(root=root, port=port, upstream=upstream, **values))
@@ -213,13 +242,17 @@ def nginx_in_front(
         yield port
 
 
-def cors_check(project: Path, port: int, *options: str) -> tuple[int, dict[str, Any], float]:
-    """Run ``cors check --json`` as a user would; its exit status, report and duration."""
+def cors_check(
+    project: Path, port: int, *options: str, variables: Mapping[str, str] | None = None
+) -> tuple[int, dict[str, Any], float]:
+    """Run ``cors check --json`` as a user would, with ``variables`` set for it (none of
+    the service's own); its exit status, report and duration."""
     command = ["uv", "run", "--no-sync", "corsguard", "check", f"http://127.0.0.1:{port}"]
     command += ["--env", ENVIRONMENT, "--timeout", "5", "--json", *options]
     start = time.monotonic()
+    env = environment(**(variables or {}))
     result = subprocess.run(
-        command, cwd=project, env=environment(), capture_output=True, text=True, timeout=120
+        command, cwd=project, env=env, capture_output=True, text=True, timeout=120
     )
     seconds = time.monotonic() - start
     assert result.returncode in (0, 1), result.stdout + result.stderr
@@ -244,8 +277,10 @@ def test_check_through_nginx(
 ) -> None:
     project, upstream = service
     blanks, faults = CASES[case]
+    checked = blanks.get("checked")
+    variables = dict([checked.split("=", 1)]) if checked else None
     with nginx_in_front(nginx, tmp_path, upstream, blanks) as port:
-        status, report, seconds = cors_check(project, port)
+        status, report, seconds = cors_check(project, port, variables=variables)
     named = {finding["fault"] for finding in report["findings"]}
     print(f"{case}: exit {status}, {sorted(named)}, {seconds:.2f} s")
     assert named == faults, json.dumps(report, indent=2)
@@ -254,6 +289,34 @@ def test_check_through_nginx(
     assert report["requests"] <= MAX_REQUESTS
     for finding in report["findings"]:
         assert finding["cause"] and finding["fix"] and finding["browser"], finding
+
+
+@pytest.mark.slow
+def test_a_stripping_proxy_is_told_from_another_policy(
+    service: tuple[Path, int], nginx: Path, tmp_path: Path
+) -> None:
+    """Both leave the allowed origin's answers without Access-Control-Allow-Origin, with
+    the service's Vary: Origin. Only the proxy leaves the service's 200 to the preflight;
+    the other policy answers it 400 and the fix is not the proxy's."""
+    project, upstream = service
+    strip, _ = CASES["every-cors-header-stripped"]
+    with nginx_in_front(nginx, tmp_path / "strip", upstream, strip) as port:
+        _, stripped, _ = cors_check(project, port)
+    preflight, request = stripped["findings"][0], stripped["findings"][1]
+    assert preflight["request"] == f"preflight PUT /health from {ALLOWED}"
+    assert preflight["got"].startswith("200, no Access-Control-* header, Vary: Origin, ")
+    assert request["got"] == "200, no Access-Control-* header, Vary: Origin"
+    for finding in stripped["findings"]:
+        assert "proxy_hide_header" in finding["cause"] and "more_clear_headers" in finding["fix"]
+        assert "Not another policy" in finding["cause"]
+    with nginx_in_front(nginx, tmp_path / "other", upstream, {}) as port:
+        _, other, _ = cors_check(project, port, variables={"CORS_ALLOW_ORIGINS": NEW_ORIGIN})
+    [refused, *_] = other["findings"]
+    assert refused["request"] == f"preflight PUT /health from {NEW_ORIGIN}"
+    assert refused["got"] == "400, no Access-Control-Allow-Origin"
+    assert all(finding["fault"] == "policy-differs" for finding in other["findings"])
+    assert all("corsguard show" in finding["fix"] for finding in other["findings"])
+    assert all("proxy_hide_header" not in finding["cause"] for finding in other["findings"])
 
 
 @pytest.mark.slow
@@ -353,7 +416,7 @@ def test_deployment_page_lists_every_fault_the_check_names() -> None:
 
 
 def test_deployment_page_measures_every_nginx_case() -> None:
-    rows = page_table("### Measured: the faults, as a browser and `cors check` see them")
+    rows = page_table("### Measured: the faults, as a browser and `corsguard check` see them")
     says = " ".join(row[2] for row in rows)
     for _, faults in CASES.values():
         for fault in faults:

@@ -221,6 +221,17 @@ def allow_origin_dropped(request: httpx.Request, forward: Forward) -> httpx.Resp
     return response
 
 
+def every_cors_header_dropped(request: httpx.Request, forward: Forward) -> httpx.Response:
+    """nginx 'proxy_hide_header Access-Control-...' for each of them, a CDN's header policy."""
+    response = forward(request)
+    headers = [
+        (name, value)
+        for name, value in response.headers.multi_items()
+        if not name.lower().startswith("access-control-")
+    ]
+    return httpx.Response(response.status_code, headers=headers)
+
+
 def vary_dropped(request: httpx.Request, forward: Forward) -> httpx.Response:
     response = forward(request)
     response.headers.pop("vary", None)
@@ -256,6 +267,10 @@ FAULTS: dict[str, tuple[Callable[[], Fault], set[str]]] = {
     "OPTIONS refused": (lambda: options_refused, {"options-refused"}),
     "Origin not forwarded": (lambda: origin_dropped, {"origin-not-forwarded"}),
     "Access-Control-Allow-Origin stripped": (lambda: allow_origin_dropped, {"header-stripped"}),
+    "every Access-Control-* header stripped": (
+        lambda: every_cors_header_dropped,
+        {"cors-headers-stripped"},
+    ),
     "Vary stripped": (lambda: vary_dropped, {"vary-missing"}),
     "proxy writes its own methods": (lambda: own_methods, {"headers-differ"}),
     "Host rewritten": (lambda: host_rewritten, {"host-rewritten"}),
@@ -317,6 +332,66 @@ def test_a_deployment_with_another_policy_is_named(monkeypatch: pytest.MonkeyPat
     report = check(settings(), URL, timeout=2, transport=InFront(deployed))
     assert faults_of(report) == {"policy-differs"}, report.lines()
     assert all("https://new.example.com" in finding.request for finding in report.findings)
+
+
+def test_a_proxy_that_strips_every_cors_header_is_not_another_policy() -> None:
+    report, _ = run_check(every_cors_header_dropped)
+    stripped = report.findings
+    assert {finding.request for finding in stripped} == {
+        f"{kind} /health from {origin}"
+        for kind in ("preflight PUT", "GET")
+        for origin in (ALLOWED, PATTERN_SAMPLE)
+    }
+    preflight = stripped[0]
+    assert preflight.expected.startswith(f"200, Access-Control-Allow-Origin: {ALLOWED} (and ")
+    assert "Allow-Methods" in preflight.expected
+    assert preflight.got.startswith("200, no Access-Control-* header, Vary: Origin, ")
+    assert "No 'Access-Control-Allow-Origin' header is present" in preflight.browser
+    for finding in stripped:
+        assert finding.fault == "cors-headers-stripped"
+        for cause in ("proxy_hide_header", "CDN", "WAF", "more_clear_headers", "API gateway"):
+            assert cause in finding.cause, cause
+        assert "Not another policy" in finding.cause
+        assert "through unchanged" in finding.fix
+    # The refused origins' answers have no Access-Control-* header either way: they agree.
+    assert all(row.agrees for row in report.checked if row.policy == "refused")
+    text = "\n".join(report.lines())
+    assert "\ncors-headers-stripped: preflight PUT /health from" in text
+    assert "policy-differs" not in text
+
+
+def test_stripped_headers_and_another_policy_are_named_each_for_its_origin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Behind a stripping proxy, a service that runs another policy: the origin it refuses
+    gets a 400 to its preflight, which no proxy turns into the service's 200."""
+    deployed = create_app(settings())
+    monkeypatch.setenv(
+        Settings.env_name("cors_allow_origins"), f"{ALLOWED},https://new.example.com"
+    )
+    transport = InFront(deployed, every_cors_header_dropped)
+    report = check(settings(), URL, timeout=2, transport=transport)
+    by_origin: dict[str, set[str]] = {}
+    for finding in report.findings:
+        by_origin.setdefault(finding.request.rsplit(" from ", 1)[1], set()).add(finding.fault)
+    assert by_origin == {
+        ALLOWED: {"cors-headers-stripped"},
+        "https://new.example.com": {"policy-differs"},
+    }, report.lines()
+
+
+def test_a_preflight_refused_by_the_service_is_another_policy_even_without_headers() -> None:
+    """A 400 from the service's layer without Access-Control-* headers: the layer refused
+    the origin; stripping cannot be proven, so the policy is named."""
+
+    def refuse_every_preflight(request: httpx.Request, forward: Forward) -> httpx.Response:
+        response = every_cors_header_dropped(request, forward)
+        if request.method == "OPTIONS":
+            return httpx.Response(400, headers=response.headers.multi_items())
+        return response
+
+    report, _ = run_check(refuse_every_preflight)
+    assert faults_of(report) == {"policy-differs"}, report.lines()
 
 
 # --- The command, against a real server ------------------------------------------------

@@ -53,7 +53,7 @@ SAMPLE_LABEL = "cors-check"
 LOCAL_BASE = "http://service.internal"
 # A request answered without its Access-Control-Allow-Origin is sent once more past any
 # cache, which tells a stale cached answer from a proxy or policy problem.
-BYPASS_CACHE_FOR = frozenset({"origin-not-forwarded", "policy-differs"})
+BYPASS_CACHE_FOR = frozenset({"origin-not-forwarded", "policy-differs", "cors-headers-stripped"})
 CACHE_HEADERS = ("x-cache", "x-cache-status", "cf-cache-status", "x-proxy-cache")
 ACAO = "access-control-allow-origin"
 ACAO_NAME = "'Access-Control-Allow-Origin'"
@@ -64,6 +64,22 @@ REMOVE_PROXY_CORS = (
     "'add_header Access-Control-...', Traefik's headers middleware 'accessControl...' "
     "options, ingress-nginx's 'enable-cors' and 'cors-...' annotations, an API gateway's "
     "CORS setting)"
+)
+STRIPPED_CAUSE = (
+    "the service answered as the policy says (its CORS layer answered the origin's "
+    "preflight 200: its Vary names the preflight's headers), but none of its "
+    "Access-Control-* headers arrived: something in front removes every Access-Control-* "
+    "response header (nginx 'proxy_hide_header Access-Control-...' lines, a CDN's or WAF's "
+    "response-header policy that removes Access-Control-*, ingress-nginx "
+    "'more_clear_headers' in a configuration snippet, an API gateway's response-header "
+    "filter or allow list). Not another policy: the service's CORS layer never answers a "
+    "preflight 200 without them, whatever its policy"
+)
+STRIPPED_FIX = (
+    "let the service's Access-Control-* and Vary response headers through unchanged: "
+    "remove those 'proxy_hide_header' or 'more_clear_headers' lines, the CDN's or WAF's "
+    "rule, or add Access-Control-* to the gateway's allowed response headers; do not make "
+    "the proxy write CORS headers of its own instead"
 )
 
 
@@ -440,6 +456,8 @@ class Comparison:
     ``earlier`` are the origins this check sent before, in probes of the same kind, to
     the same URL: an answer naming one of them came from a cache. ``layer_saw_origin``: the
     service's CORS layer answered this origin's preflight, so the Origin reaches it.
+    ``stripped_origin``: the layer answered this origin's preflight 200, and it arrived
+    without any Access-Control-* header (see :meth:`strips_every_header`).
     """
 
     probe: Probe
@@ -449,6 +467,7 @@ class Comparison:
     credentials: bool
     earlier: tuple[str, ...] = ()
     layer_saw_origin: bool = False
+    stripped_origin: bool = False
 
     @property
     def browser(self) -> str:
@@ -539,6 +558,8 @@ class Comparison:
                 "list)",
                 "let the service's Access-Control-* and Vary headers through unchanged",
             )
+        if self.strips_every_header():
+            return self.cors_headers_stripped()
         if got.answers_preflight or (got.varies_on_origin and self.layer_saw_origin):
             return self.policy_differs()
         if got.varies_on_origin:
@@ -551,13 +572,54 @@ class Comparison:
                 "origin-not-forwarded",
                 f"{what}: the proxy or CDN does not forward the Origin (and "
                 "Access-Control-Request-*) request headers, or the deployment runs another "
-                "policy",
+                "policy"
+                + (
+                    ""
+                    if self.probe.kind == "preflight"
+                    else ", or something in front removes every Access-Control-* response "
+                    "header (no preflight of this origin tells which)"
+                ),
                 "forward Origin, Access-Control-Request-Method and "
                 "Access-Control-Request-Headers to the service (a CDN forwards only the headers "
                 "its policy lists); if they are forwarded, compare the deployment's variables "
                 f"with `{PACKAGE} show`",
             )
         return self.answered_in_front()
+
+    def strips_every_header(self) -> bool:
+        """The answer lacks every Access-Control-* header that the policy sends, although
+        the service wrote it as the policy says: a preflight the service's CORS layer
+        answered 200 (its Vary names Access-Control-Request-Method; it never answers a
+        preflight 200 without Access-Control-* headers, under any policy: a policy that
+        refuses the origin, method or headers answers 400), or a request from an origin
+        whose preflight showed that, with the service's Vary: Origin."""
+        got, expected = self.got, self.expected
+        if got.has_cors or not expected.has_cors:
+            return False
+        if self.probe.kind == "preflight":
+            return got.answers_preflight and got.status == expected.status == 200
+        return self.stripped_origin and got.varies_on_origin
+
+    def cors_headers_stripped(self) -> Finding:
+        """Every Access-Control-* header removed on the way: not another policy."""
+        got, expected = self.got, self.expected
+        sent = sorted(
+            {name for name, _ in expected.headers if name.startswith("access-control-")} - {ACAO}
+        )
+        others = ", ".join(_title(name).removeprefix("Access-Control-") for name in sent)
+        wanted = describe(expected) + (f" (and {others})" if others else "")
+        vary = got.get("vary")
+        shown = "no Access-Control-* header" + (f", Vary: {vary}" if vary else "")
+        arrived = shown if got.status is None else f"{got.status}, {shown}"
+        return Finding(
+            "cors-headers-stripped",
+            self.probe.label,
+            wanted,
+            arrived,
+            self.browser,
+            STRIPPED_CAUSE,
+            STRIPPED_FIX,
+        )
 
     def cached(self) -> Finding:
         """This answer lacked Access-Control-Allow-Origin; one past any cache had it."""
@@ -826,6 +888,7 @@ def _check_path(
 
     sent: dict[str, list[str]] = {}  # probe kind -> origins, in order
     layer_saw: set[str] = set()  # origins whose preflight the service's CORS layer answered
+    stripped: set[str] = set()  # origins whose preflight arrived without Access-Control-*
     redirected = False
     cache: bool | None = None  # whether a request past any cache proved one; None: not tried
     for probe, wanted in zip(probes, local.answers(probes), strict=True):
@@ -840,11 +903,15 @@ def _check_path(
             earlier = tuple(sent.get(probe.kind, ()))
             saw = probe.origin in layer_saw
             credentials = policy.allow_credentials
-            comparison = Comparison(probe, wanted, got, target, credentials, earlier, saw)
+            comparison = Comparison(
+                probe, wanted, got, target, credentials, earlier, saw, probe.origin in stripped
+            )
             found = comparison.first_difference()
             sent.setdefault(probe.kind, []).append(probe.origin)
             if probe.kind == "preflight" and got.answers_preflight:
                 layer_saw.add(probe.origin)
+            if found is not None and found.fault == "cors-headers-stripped":
+                stripped.add(probe.origin)
             redirected = redirected or (found is not None and found.fault == "redirect")
             verdict = "allowed" if probe.allowed else "refused"
             row = Checked(probe.label, probe.origin, verdict, got.status, not found)
