@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from corsguard.origins import ipv6_compressed
+
 from .service import OriginError, OriginPattern, PatternSet, parse_origin
 
 
@@ -22,6 +24,7 @@ from .service import OriginError, OriginPattern, PatternSet, parse_origin
         ("https://app.example.com:8443", "https://app.example.com:8443"),
         ("http://127.0.0.1:5173", "http://127.0.0.1:5173"),
         ("http://[::1]:3000", "http://[::1]:3000"),
+        ("http://[::FFFF:102:304]:3000", "http://[::ffff:102:304]:3000"),
         ("  https://app.example.com  ", "https://app.example.com"),
         ("https://*.preview.example.com", "https://*.preview.example.com"),
         ("https://*.Example.co.uk:8443/", "https://*.example.co.uk:8443"),
@@ -68,6 +71,8 @@ def test_unambiguous_spellings_are_normalized(given: str, normal: str) -> None:
         ("http://[1:2]:3000", "bad IPv6 address", "[2001:db8::1]"),
         ("http://[0:0:0:0:0:0:0:1]:3000", "differently from browsers", "'http://[::1]:3000'"),
         ("https://[::ffff:1.2.3.4]", "differently from browsers", "'https://[::ffff:102:304]'"),
+        ("https://[::1.2.3.4]", "differently from browsers", "'https://[::102:304]'"),
+        ("https://[1:0:0:2:0:0:0:3]", "differently from browsers", "'https://[1:0:0:2::3]'"),
         ("", "empty origin", "extra comma"),
         ("https://a.example.com,https://b.example.com", "contains a comma", "entry of its own"),
         ("http://127.1", "read as an IPv4 address", "127.0.0.1"),
@@ -80,6 +85,31 @@ def test_bad_entries_are_refused_with_reason_and_fix(given: str, reason: str, fi
         parse_origin(given)
     assert reason in str(error.value)
     assert fix in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("address", "browser"),
+    [
+        # What `new URL(`http://[${address}]`).host` gives, in Chromium and Firefox alike.
+        ("::ffff:1.2.3.4", "::ffff:102:304"),  # Python 3.13's ipaddress keeps it dotted
+        ("::ffff:102:304", "::ffff:102:304"),
+        ("::1.2.3.4", "::102:304"),
+        ("64:ff9b::192.0.2.33", "64:ff9b::c000:221"),
+        ("0:0:0:0:0:0:0:1", "::1"),
+        ("::", "::"),
+        ("1::", "1::"),
+        ("2001:DB8:0:0:0:0:0:0001", "2001:db8::1"),
+        ("1:0:0:2:0:0:0:3", "1:0:0:2::3"),  # the longest run of zeros
+        ("1:0:0:0:2:0:0:0", "1::2:0:0:0"),  # the first of two as long
+        ("1:2:3:4:5:6:7:0", "1:2:3:4:5:6:7:0"),  # a lone zero group is kept
+        ("1:0:3:4:5:6:7:8", "1:0:3:4:5:6:7:8"),
+        ("zz::1", None),
+        ("1:2", None),
+        ("fe80::1%eth0", None),
+    ],
+)
+def test_ipv6_addresses_take_the_form_browsers_send(address: str, browser: str | None) -> None:
+    assert ipv6_compressed(address) == browser
 
 
 def test_null_is_refused_only_in_production() -> None:

@@ -269,12 +269,34 @@ def _check_structure(raw: str, entry: str) -> None:
 
 
 def ipv6_compressed(address: str) -> str | None:
-    """The form browsers send an IPv6 address in (RFC 5952: lower case, no leading
-    zeros, the first longest run of zero groups as '::'); None if it is not one."""
+    """The form browsers send an IPv6 address in, None if it is not one.
+
+    That is the WHATWG URL serializer's: eight groups in lower-case hex without leading
+    zeros, the first longest run of two or more zero groups written '::' (RFC 5952).
+    An embedded IPv4 address is written in hex too (``new URL('http://[::ffff:1.2.3.4]')``
+    has the host ``[::ffff:102:304]``). ``ipaddress`` is only trusted to parse: from
+    Python 3.13 on its ``compressed`` keeps the dotted form for IPv4-mapped addresses.
+    """
     try:
-        return ipaddress.IPv6Address(address).compressed
+        parsed = ipaddress.IPv6Address(address)
     except ValueError:
         return None
+    if parsed.scope_id is not None:
+        return None  # a zone ('%eth0'): URLs have none
+    value = int(parsed)
+    groups = [(value >> shift) & 0xFFFF for shift in range(112, -1, -16)]
+    best, best_length, start = -1, 1, -1  # a lone zero group is not compressed
+    for index, group in enumerate([*groups, 1]):  # the sentinel ends a trailing run
+        if group == 0:
+            start = index if start == -1 else start
+            continue
+        if start != -1 and index - start > best_length:
+            best, best_length = start, index - start
+        start = -1
+    hexes = [f"{group:x}" for group in groups]
+    if best == -1:
+        return ":".join(hexes)
+    return ":".join(hexes[:best]) + "::" + ":".join(hexes[best + best_length :])
 
 
 def _punycode_hint(scheme: str, host: str, port_part: str) -> str:
