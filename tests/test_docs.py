@@ -174,6 +174,8 @@ def settings_fields() -> dict[str, Any]:
         if not isinstance(statement, ast.AnnAssign) or not isinstance(statement.target, ast.Name):
             continue
         name, value = statement.target.id, statement.value
+        if name.startswith("_") or "ClassVar" in ast.unparse(statement.annotation):
+            continue  # class attributes, not settings
         variable, default = name.upper(), NOT_LITERAL
         keywords = {}
         if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "Field":

@@ -45,7 +45,6 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "project_name": "Payments",
         "environments": ["development", "test", "staging", "production"],
         "env_prefix": "payments_",
-        "cors_allow_private_network": True,
         "test": "",
         "cors_max_age": 0,
     },

@@ -51,7 +51,6 @@ CONVERSATION: list[tuple[str, str, str | None]] = [
     ("public_paths", "status", "'status': start it with '/'"),
     ("public_paths", "/status", None),
     ("cors_public_origins", "", None),
-    ("cors_allow_private_network", "", None),
     ("env_prefix", "shop", "'shop': try 'SHOP_'"),
     ("env_prefix", "SHOP_", None),
     ("kubernetes", "", None),
