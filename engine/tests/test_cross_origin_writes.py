@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI, Request
 
-from .service import Settings, create_app
+from .service import ConfigError, Settings, create_app
 from .support import send
 
 ALLOWED = "https://app.example.com"
@@ -144,5 +144,5 @@ def test_a_refusal_is_logged_once_on_one_line(caplog: pytest.LogCaptureFixture) 
 
 
 def test_bypass_prefixes_are_validated() -> None:
-    with pytest.raises(ValueError, match="would exempt every path"):
+    with pytest.raises(ConfigError, match="would exempt every path"):
         Settings(_env_file=None, cors_cross_origin_bypass=["/"])

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI, Response, WebSocket
 from starlette.middleware import Middleware
@@ -95,18 +96,32 @@ def test_a_response_of_owner_middleware_carries_the_cors_decision(
     assert "origin" in response.headers["vary"].lower()
 
 
-def test_unhandled_error_is_a_json_500_with_cors_headers(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.ERROR):
-        response = send(app_with(), "GET", "/boom", headers={"Origin": ALLOWED})
+def answer_to_failure(app: FastAPI, path: str, origin: str) -> httpx.Response:
+    """The response a client gets when the app fails: the layer's 500. The exception the
+    layer raises again after it (for the server to log) is not raised here."""
+
+    async def one() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            return await client.get(path, headers={"Origin": origin})
+
+    return asyncio.run(one())
+
+
+def test_unhandled_error_is_a_json_500_with_cors_headers() -> None:
+    response = answer_to_failure(app_with(), "/boom", ALLOWED)
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal Server Error"}
     assert "secret detail" not in response.text
     assert response.headers["access-control-allow-origin"] == ALLOWED
     assert response.headers["access-control-allow-credentials"] == "true"
     assert response.headers["access-control-expose-headers"] == "X-Request-ID"
-    [record] = [r for r in caplog.records if r.name == "corsguard.errors"]
-    assert record.exc_info is not None
-    assert "GET '/boom'" in record.getMessage()
+
+
+def test_unhandled_error_reaches_the_server_after_the_500() -> None:
+    """Raised again, as Starlette's ServerErrorMiddleware does: the server logs it."""
+    with pytest.raises(RuntimeError, match="secret detail"):
+        send(app_with(), "GET", "/boom", headers={"Origin": ALLOWED})
 
 
 class FailingMiddleware:
@@ -124,14 +139,14 @@ class FailingMiddleware:
 def test_an_error_in_middleware_inside_cors_is_a_500_with_cors_headers() -> None:
     app = app_with()
     app.user_middleware.insert(1, Middleware(FailingMiddleware))  # inside the CORS layer
-    response = send(app, "GET", "/health", headers={"Origin": ALLOWED})
+    response = answer_to_failure(app, "/health", ALLOWED)
     assert response.status_code == 500
     assert response.json() == {"detail": "Internal Server Error"}
     assert response.headers["access-control-allow-origin"] == ALLOWED
 
 
 def test_unhandled_error_for_a_refused_origin_has_no_cors_headers() -> None:
-    response = send(app_with(), "GET", "/boom", headers={"Origin": REFUSED})
+    response = answer_to_failure(app_with(), "/boom", REFUSED)
     assert response.status_code == 500
     assert cors_headers(response.headers) == {}
 
@@ -298,20 +313,20 @@ def test_long_refused_origins_are_cut_in_the_log(caplog: pytest.LogCaptureFixtur
 def test_request_values_cannot_forge_log_lines(caplog: pytest.LogCaptureFixture) -> None:
     """Paths arrive percent-decoded: CR, LF and ESC must not reach the log as they are."""
     app = app_with()
-
-    @app.get("/fail/{rest:path}")
-    def fail(rest: str) -> None:
-        raise RuntimeError(rest)
+    cross_site = {"Origin": REFUSED, "Sec-Fetch-Site": "cross-site"}
 
     with caplog.at_level(logging.INFO, logger=PACKAGE):
         handshake(app, REFUSED, "/ws\r\nINFO: forged\x1b[2J")
-        send(app, "GET", "/fail/x%1b%5b2J%09", headers={"Origin": ALLOWED})
+        send(app, "POST", "/fail/x%1b%5b2J%09", headers=cross_site)
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("corsguard.")]
     assert messages[0] == (
         "CORS refused WebSocket '/ws\\r\\nINFO: forged\\x1b[2J' from origin "
         f"{REFUSED!r}: origin not in the allowed origins"
     )
-    assert messages[1] == "Unhandled error in GET '/fail/x\\x1b[2J\\t'"
+    assert messages[1] == (
+        f"CORS refused POST '/fail/x\\x1b[2J\\t' from origin {REFUSED!r}: origin not allowed "
+        "(cross-origin write)"
+    )
     assert all("\n" not in message and "\x1b" not in message for message in messages)
     assert len(messages) == 2
 

@@ -120,3 +120,42 @@ def test_path_policy_variables_are_named_in_the_start_up_line(
         "from variables: CORS_PATH_POLICIES__PUBLIC__ALLOW_ORIGINS, "
         "CORS_PATH_POLICIES__PUBLIC__PREFIXES"
     )
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_a_relative_profiles_path_is_read_beside_the_settings_module(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    class Relative(CORSSettings):
+        model_config = CORSConfigDict(cors_profiles="sample/settings.toml")
+
+    monkeypatch.chdir(tmp_path)  # not where the server starts: where this module is
+    assert Relative.profiles().path == Path(__file__).parent / "sample" / "settings.toml"
+    assert Relative.load().environment == "development"
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_plain_construction_reports_like_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Existing apps write Settings(); it gives the same one message as Settings.load().
+    cls = settings_class(tmp_path, PROFILES.replace(', "null"', ""))
+    monkeypatch.setenv("CORS_ALLOW_ORIGINS", "http://localhost:3000/app")
+    with pytest.raises(ConfigError, match=r"CORS_ALLOW_ORIGINS='http://localhost:3000/app' \(set"):
+        cls()
+    monkeypatch.delenv("CORS_ALLOW_ORIGINS")
+    monkeypatch.setenv("CORS_ALOW_ORIGINS", "https://a.example.com")
+    with pytest.raises(ConfigError, match="did you mean CORS_ALLOW_ORIGINS"):
+        cls()
+
+
+@pytest.mark.usefixtures("clean_environment")
+def test_the_app_names_its_production_profiles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = PROFILES.replace("[environments.prod]", "[environments.live]")
+    cls = settings_class(tmp_path, text, cors_production_environments=["live"])  # type: ignore[arg-type]
+    monkeypatch.setenv("ENVIRONMENT", "live")
+    with pytest.raises(ConfigError, match="'null' is refused in production"):
+        cls.load()
+    assert settings_class(tmp_path, text).load(environment="live").cors_allow_origins[-1] == "null"

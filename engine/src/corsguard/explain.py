@@ -1,19 +1,26 @@
-"""Why a browser would be allowed or refused: the logic behind ``cors explain``.
+"""Why a browser would be allowed or refused: the logic behind ``corsguard explain``.
 
-The verdict uses the same :class:`~.middleware.CORSPolicies` as the middleware; this module
-only adds the words: which policy and rule decided, and what to change when the answer
-is no.
+The verdict is the CORS layer's own: the requests a browser would send go through the
+layer ``add_cors`` installs, in process, and the answers decide (see :func:`ask_layer`).
+This module only adds the words: which policy and rule decided, and what to change when
+the answer is no. It holds no rule of its own, so it cannot disagree with the layer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+from collections.abc import Callable, Coroutine, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
 
+from fastapi import FastAPI
+from starlette.datastructures import Headers
 from starlette.middleware.cors import SAFELISTED_HEADERS
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .middleware import SAFE_METHODS, CORSPolicies, CORSPolicy
+from .middleware import SAFE_METHODS, CORSPolicies, CORSPolicy, add_cors
 from .origins import WILDCARD, OriginError, is_pattern, parse_origin
 from .settings import CORSSettings
 
@@ -92,59 +99,283 @@ def explain(
     credentials: bool = False,
     path: str = "/",
 ) -> Verdict:
-    """Judge one cross-origin request to ``path`` against the effective policies."""
+    """Judge one cross-origin request to ``path`` by asking the CORS layer itself.
+
+    The requests a browser would send go through the layer ``add_cors`` installs, in
+    process (see :func:`ask_layer`); the verdict is what a browser concludes from the
+    answers. The policy only supplies the words: which rule, why, and the fix.
+    """
     policies = CORSPolicies.from_settings(settings)
     name, label = policy_label(policies, path)
     policy = policies.for_path(path)
     origin, notes = origin_of(origin_text)
     method, method_note = sent_method(method)
     notes += method_note
+    request = BrowserRequest(origin, method, tuple(h.strip() for h in headers), path)
+    answers = ask_layer(settings, request)
 
     def variable(field_name: str) -> str:
         return settings.policy_env_name(name, field_name)
 
     problems: list[str] = []
-    decided_by = _origin_rule(policy, origin)
-    if decided_by is None:
+    decided_by = _origin_rule(policy, origin) or "the CORS layer's answer"
+    readable = answers.readable
+    if not reads_origin(readable, origin):
         problems.append(_origin_problem(policy, origin, variable("allow_origins")))
         decided_by = f"no entry of {variable('allow_origins')}"
-
-    if method not in SIMPLE_METHODS or any(h.strip().lower() not in _SAFELISTED for h in headers):
+    if answers.preflight is not None:
         notes.append("the browser sends a preflight (OPTIONS) first")
-        if not policy.allows_method(method):
-            methods = variable("allow_methods")
-            fix = (
-                f"write {method.upper()!r} in the page ({methods} is upper-cased)"
-                if method != method.upper()
-                else f"add it, e.g. {methods}={','.join((*policy.allow_methods, method))}"
+        if problems:
+            notes.append("the method and headers are judged once the origin is allowed")
+        else:
+            problems += preflight_problems(
+                answers.preflight, request, credentials, policy, variable
             )
-            problems.append(
-                f"method {method} is not in {methods} ({', '.join(policy.allow_methods)}): {fix}"
-            )
-        for header in (h.strip() for h in headers if not policy.allows_header(h)):
-            allowed = ", ".join(policy.allow_headers) or "none besides the safelisted ones"
-            names = variable("allow_headers")
-            problems.append(
-                f"request header {header} is not in {names} ({allowed}): add it, "
-                f"e.g. {names}={','.join((*policy.allow_headers, header))}"
-            )
-    if credentials and not policy.allow_credentials:
+    if answers.write_refused and not problems:
+        problems.append(_write_problem(answers, policy, method, variable("allow_methods")))
+    if credentials and not problems and not reads_credentials(readable):
         flag = variable("allow_credentials")
         problems.append(
             f"the request sends credentials (cookies or HTTP auth) but {flag} is false: the "
             f"browser hides the response; set {flag}=true (not possible together with the "
             "origin '*')"
         )
-    notes += write_protection_notes(settings, policies, path, method, not problems)
+    notes += write_protection_notes(settings, policies, path, method, answers.write_refused)
     return Verdict(origin, label, not problems, decided_by, problems, notes)
 
 
-def write_protection_notes(
-    settings: CORSSettings, policies: CORSPolicies, path: str, method: str, allowed: bool
+@dataclass(frozen=True)
+class BrowserRequest:
+    """The cross-origin request explained: what the page's browser sends."""
+
+    origin: str
+    method: str
+    headers: tuple[str, ...]
+    path: str
+
+    @property
+    def unsafelisted(self) -> list[str]:
+        """The named headers that need a preflight, as the browser lists them in
+        ``Access-Control-Request-Headers``: lower-case, sorted, once each."""
+        return sorted({h.lower() for h in self.headers if h.lower() not in _SAFELISTED})
+
+    @property
+    def needs_preflight(self) -> bool:
+        return self.method not in SIMPLE_METHODS or bool(self.unsafelisted)
+
+    def preflight_headers(self) -> dict[str, str]:
+        sent = {**self.sent_headers(), "Access-Control-Request-Method": self.method}
+        if self.unsafelisted:
+            sent["Access-Control-Request-Headers"] = ",".join(self.unsafelisted)
+        return sent
+
+    def sent_headers(self) -> dict[str, str]:
+        """What a browser adds to every cross-origin request: the Origin, and the
+        ``Sec-Fetch-Site`` that cross-origin write protection reads."""
+        return {"Origin": self.origin, "Sec-Fetch-Site": "cross-site"}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer of the layer: its status, headers and body."""
+
+    status: int
+    headers: Headers
+    body: bytes
+
+
+@dataclass(frozen=True)
+class LayerAnswers:
+    """The CORS layer's answers to a :class:`BrowserRequest`."""
+
+    preflight: Answer | None  # None: the request needs none
+    actual: Answer  # the request itself, as a form or a fetch sends it
+    readable: Headers  # the headers that say whether the page may read the answer
+
+    @property
+    def write_refused(self) -> bool:
+        """Whether cross-origin write protection refused the request (the catch-all app
+        behind the layer answers 200 to everything, so a 403 is the layer's)."""
+        return self.actual.status == FORBIDDEN
+
+    @property
+    def refusal_detail(self) -> str:
+        return self.actual.body.decode(errors="replace") if self.write_refused else ""
+
+
+FORBIDDEN = 403
+ALLOW_ORIGIN = "access-control-allow-origin"
+ALLOW_CREDENTIALS = "access-control-allow-credentials"
+# No request leaves the process; the name only fills the Host header.
+LAYER_HOST = "service.invalid"
+
+
+async def _empty(scope: Scope, receive: Receive, send: Send) -> None:
+    """The app behind the layer: an empty 200 for every method and path."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def ask_layer(settings: CORSSettings, request: BrowserRequest) -> LayerAnswers:
+    """Send ``request`` as a browser would through the layer ``add_cors`` installs, in
+    front of an app that answers everything: the preflight when one is needed, then the
+    request itself (a form, ``sendBeacon`` or a no-cors fetch sends an unsafe method
+    without a preflight), then a GET for the origin's answer when the request got the
+    layer's 403, which carries no CORS headers. In process, over ASGI: no network."""
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    app.mount("", _empty)
+    add_cors(app, settings)
+
+    async def ask() -> LayerAnswers:
+        preflight = None
+        if request.needs_preflight:
+            asked = request.preflight_headers()
+            preflight = await asgi_request(app, "OPTIONS", request.path, asked)
+        sent = request.sent_headers()
+        actual = await asgi_request(app, request.method, request.path, sent)
+        readable = actual
+        if actual.status == FORBIDDEN:
+            readable = await asgi_request(app, "GET", request.path, sent)
+        return LayerAnswers(preflight, actual, readable.headers)
+
+    return run(ask())
+
+
+async def asgi_request(app: ASGIApp, method: str, target: str, headers: dict[str, str]) -> Answer:
+    """One bodiless request to ``app`` over ASGI. The method goes as written: browsers
+    send ``patch`` in lower case, and HTTP clients would upper-case it."""
+    path, _, query = target.partition("?")
+    raw = [(b"host", LAYER_HOST.encode())]
+    raw += [(name.lower().encode("latin-1"), value.encode()) for name, value in headers.items()]
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": unquote(path),
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": raw,
+        "server": (LAYER_HOST, 80),
+        "client": ("127.0.0.1", 0),
+    }
+    sent: list[Message] = []
+    requests: list[Message] = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> Message:
+        return requests.pop() if requests else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    start = next(message for message in sent if message["type"] == "http.response.start")
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return Answer(start["status"], Headers(raw=list(start.get("headers", []))), body)
+
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run ``coroutine`` to its end, also when called from async code (in a thread of its
+    own then, as ``asyncio.run`` refuses to run inside a running loop)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+def reads_origin(headers: Headers, origin: str) -> bool:
+    """Whether the answer lets a page on ``origin`` read it: its origin echoed, or '*'."""
+    allowed: str | None = headers.get(ALLOW_ORIGIN)
+    return allowed in (origin, WILDCARD)
+
+
+def reads_credentials(headers: Headers) -> bool:
+    """Whether the answer lets a page read it after sending credentials: a browser wants
+    ``Access-Control-Allow-Credentials: true`` and its origin echoed, not '*'."""
+    credentials: str | None = headers.get(ALLOW_CREDENTIALS)
+    return credentials == "true" and headers.get(ALLOW_ORIGIN) != WILDCARD
+
+
+def listed(headers: Headers, name: str) -> list[str]:
+    return [item.strip() for value in headers.getlist(name) for item in value.split(",")]
+
+
+def preflight_problems(
+    answer: Answer,
+    request: BrowserRequest,
+    credentials: bool,
+    policy: CORSPolicy,
+    variable: Callable[[str], str],
 ) -> list[str]:
-    """What cross-origin write protection does with this request, for unsafe methods."""
+    """What a browser finds missing in the layer's answer to the preflight, in words:
+    the method and each header it lacks (a refused origin is judged before)."""
+    problems = []
+    methods = listed(answer.headers, "access-control-allow-methods")
+    any_method = WILDCARD in methods and not credentials
+    if request.method not in methods and request.method not in SIMPLE_METHODS and not any_method:
+        problems.append(_method_problem(policy, request.method, variable("allow_methods")))
+    granted = {name.lower() for name in listed(answer.headers, "access-control-allow-headers")}
+    for header in request.headers:
+        lowered = header.lower()
+        star = WILDCARD in granted and not credentials and lowered != "authorization"
+        if lowered not in _SAFELISTED and lowered not in granted and not star:
+            allowed = ", ".join(policy.allow_headers) or "none besides the safelisted ones"
+            names = variable("allow_headers")
+            problems.append(
+                f"request header {header} is not in {names} ({allowed}): add it, "
+                f"e.g. {names}={','.join((*policy.allow_headers, header))}"
+            )
+    if not problems and not 200 <= answer.status < 300:
+        problems.append(f"the CORS layer refused the preflight with {answer.status}")
+    return problems
+
+
+def _method_problem(policy: CORSPolicy, method: str, methods: str, why: str = "") -> str:
+    """The method is not allowed: where it is missing, why that matters, and the fix."""
+    fix = (
+        f"write {method.upper()!r} in the page ({methods} is upper-cased)"
+        if method != method.upper()
+        else f"add it, e.g. {methods}={','.join((*policy.allow_methods, method))}"
+    )
+    because = f"{why}; " if why else ""
+    allowed = ", ".join(policy.allow_methods)
+    return f"method {method} is not in {methods} ({allowed}): {because}{fix}"
+
+
+def _write_problem(answers: LayerAnswers, policy: CORSPolicy, method: str, methods: str) -> str:
+    """Why the layer refused the request with 403 though it allows the origin: the method
+    (the layer's own words, should it ever refuse for another reason)."""
+    if policy.allows_method(method):
+        return f"the CORS layer refused this {method} with 403: {answers.refusal_detail}"
+    return _method_problem(
+        policy,
+        method,
+        methods,
+        "cross-origin write protection refuses it with 403 before any handler runs, also "
+        "when the browser sends it without a preflight",
+    )
+
+
+def write_protection_notes(
+    settings: CORSSettings, policies: CORSPolicies, path: str, method: str, refused: bool
+) -> list[str]:
+    """What cross-origin write protection did with this request, for unsafe methods:
+    ``refused`` is the layer's answer; the settings only name the rule."""
     if method in SAFE_METHODS:
         return []
+    if refused:
+        return [
+            f"cross-origin write protection refuses this {method} with 403 before any handler "
+            "runs, also when the browser sends it without a preflight (a form, sendBeacon, a "
+            "no-cors fetch)"
+        ]
     switch = settings.env_name("cors_cross_origin_protection")
     if not policies.protect_writes:
         return [
@@ -154,12 +385,9 @@ def write_protection_notes(
     if not policies.writes_protected(path):
         bypass = settings.env_name("cors_cross_origin_bypass")
         return [f"{path} is under {bypass}: cross-origin {method} requests reach the handler"]
-    if allowed:
-        return [f"cross-origin write protection lets this {method} through: the policy allows it"]
     return [
-        f"cross-origin write protection refuses this {method} with 403 before any handler "
-        "runs, also when the browser sends it without a preflight (a form, sendBeacon, a "
-        "no-cors fetch)"
+        f"cross-origin write protection lets this {method} through: the policy allows its "
+        "origin and method"
     ]
 
 

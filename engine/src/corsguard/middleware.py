@@ -2,15 +2,17 @@
 
 Validation and normalization happen once, when the settings load. Per request, the
 middleware only looks things up: exact origins in a dict of ready-encoded response
-headers, patterns by walking the labels of the requested host. Preflights are answered
-by Starlette's ``CORSMiddleware``; the subclass below answers the other requests itself
-and adds what the stock middleware leaves out:
+headers, patterns by walking the labels of the requested host. The layer answers
+preflights itself and writes the CORS headers of every other response, from the policy
+and Starlette's public interface only (not its ``CORSMiddleware``, whose attributes and
+answers change between releases), and does what Starlette's ``CORSMiddleware`` does not:
 
 - no CORS headers at all for a refused origin (stock sends
   ``Access-Control-Allow-Credentials`` and exposed headers to everyone), and a route's
   own ``Access-Control-*`` headers replaced by the policy's;
 - a JSON 500 with the CORS headers for an unhandled exception (stock's 500 comes from
-  outside every middleware, so the browser reports a CORS failure instead);
+  outside every middleware, so the browser reports a CORS failure instead), the
+  exception raised again afterwards for the server to log;
 - WebSocket handshakes checked against the same origins (stock lets them all through);
 - cross-origin write protection: CORS only hides responses, so an unsafe request (a
   form POST, ``sendBeacon``, a ``no-cors`` fetch) that a browser marks as cross-origin,
@@ -18,7 +20,7 @@ and adds what the stock middleware leaves out:
   handler runs (see :meth:`PolicyCORSMiddleware.write_refusal`);
 - bounded work per request: an ``Origin`` longer than any a browser sends is refused
   before it is matched;
-- one log record per refused request on the ``<package>.cors`` logger, at INFO, with
+- one log record per refused request on the ``corsguard.refusals`` logger, at INFO, with
   the reason, every request-derived value escaped and cut.
 """
 
@@ -32,7 +34,7 @@ from urllib.parse import urlsplit
 
 from fastapi import FastAPI
 from starlette.datastructures import Headers
-from starlette.middleware.cors import ALL_METHODS, SAFELISTED_HEADERS, CORSMiddleware
+from starlette.middleware.cors import ALL_METHODS, SAFELISTED_HEADERS
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -113,9 +115,10 @@ class CORSPolicy:
 
     @property
     def methods(self) -> tuple[str, ...]:
-        """The methods a preflight may ask for: '*' stands for Starlette's standard seven
-        (DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT), and methods listed beside it are
-        added to those. Compared case-sensitively, as browsers send them."""
+        """The methods a preflight may ask for: '*' stands for Starlette's ``ALL_METHODS``
+        (on Starlette 1.10: DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT and QUERY, which
+        1.7 added), and methods listed beside it are added to those. Compared
+        case-sensitively, as browsers send them."""
         if WILDCARD not in self.allow_methods:
             return self.allow_methods
         listed = [method for method in self.allow_methods if method != WILDCARD]
@@ -230,12 +233,14 @@ class CORSPolicies:
         )
 
 
-class PolicyCORSMiddleware(CORSMiddleware):
-    """Starlette's ``CORSMiddleware`` deciding with a :class:`CORSPolicy`.
+class PolicyCORSMiddleware:
+    """The CORS layer of one :class:`CORSPolicy`: preflights, responses, WebSockets.
 
-    For requests other than preflights, stock decides the origin twice per response and
-    rebuilds the headers through ``MutableHeaders``; here the origin is decided once,
-    before the app runs, and the headers are encoded when the middleware is built.
+    Starlette's ``CORSMiddleware`` is not used: the layer answers from the policy alone,
+    so it depends only on Starlette's public interface, and a Starlette release that
+    changes its own CORS answers (1.7 changed the preflight's Vary and requests without
+    Origin) changes nothing here. Per request the origin is decided once, before the app
+    runs, and every header is encoded when the middleware is built.
     """
 
     def __init__(
@@ -243,21 +248,13 @@ class PolicyCORSMiddleware(CORSMiddleware):
     ) -> None:
         """``policies`` brings the cross-origin write protection settings; without it the
         layer applies CORS only."""
-        super().__init__(
-            app,
-            allow_origins=policy.origins,
-            allow_methods=policy.methods,
-            allow_headers=policy.allow_headers,
-            allow_credentials=policy.allow_credentials,
-            allow_private_network=policy.allow_private_network,
-            expose_headers=policy.expose_headers,
-            max_age=policy.max_age,
-        )
+        self.app = app
         self.policy = policy
         self.policies = policies
+        self.preflight = PreflightAnswers(policy)
         # The headers that end every response to an allowed origin, and to any other
         # request; exact origins map straight to theirs.
-        self.allowed_headers = (*encoded(self.simple_headers), VARY_ORIGIN)
+        self.allowed_headers = (*simple_headers(policy), VARY_ORIGIN)
         self.other_headers = (VARY_ORIGIN,)
         exact = (origin.encode("latin-1") for origin in policy.origins if origin != WILDCARD)
         self.exact_headers = {origin: self.headers_for_allowed(origin) for origin in exact}
@@ -269,20 +266,30 @@ class PolicyCORSMiddleware(CORSMiddleware):
         origin = request_origin(scope["headers"])
         method = scope["method"]
         if origin is not None and method == "OPTIONS":
-            preflight, split = preflight_lines(scope["headers"])
-            if preflight:
-                headers = Headers(scope=scope)
-                if split:  # a gateway split Access-Control-Request-Headers over lines
-                    headers = joined_request_headers(headers)
-                await self.preflight_response(request_headers=headers)(scope, receive, send)
+            asked = PreflightRequest.read(scope["headers"])
+            if asked is not None:
+                await self.preflight.answer(origin, asked, send)
                 return
         if method not in SAFE_METHODS and self.policies and self.policies.protect_writes:
             reason = self.write_refusal(scope, origin)
             if reason is not None:
                 await write_refused(scope, origin, reason)(scope, receive, send)
                 return
+        await self.respond(scope, receive, send, self.response_headers(origin))
 
-        added = self.response_headers(origin)
+    async def respond(self, scope: Scope, receive: Receive, send: Send, added: RawHeaders) -> None:
+        """Run the app with ``added`` on its response; answer its unhandled exception.
+
+        An exception the app raises before its response starts is answered here with a
+        JSON 500 that carries the CORS headers (Starlette's 500 comes from outside this
+        layer and would lack them), and then raised again, as Starlette's
+        ``ServerErrorMiddleware`` does: the server logs it with its traceback (uvicorn:
+        "Exception in ASGI application"; the response is complete by then, so uvicorn
+        only closes the connection) and ``TestClient`` raises it in the test. The layer
+        logs nothing itself, so each failure has one traceback in the log. Outside the
+        layer, ``ServerErrorMiddleware`` sees the response started and sends no second
+        one (it still calls an owner's 500 handler, for its side effects).
+        """
         started = False
 
         async def send_with_cors(message: Message) -> None:
@@ -295,10 +302,9 @@ class PolicyCORSMiddleware(CORSMiddleware):
         try:
             await self.app(scope, receive, send_with_cors)
         except Exception:
-            # Answered here, the 500 gets the CORS headers that Starlette's would lack.
-            if started:
-                raise  # Too late for another response: the server closes the connection.
-            await internal_error(scope)(scope, receive, send_with_cors)
+            if not started:  # else too late for another response: the server closes
+                await internal_error()(scope, receive, send_with_cors)
+            raise
 
     async def other(self, scope: Scope, receive: Receive, send: Send) -> None:
         """WebSocket handshakes checked against the same origins; lifespan passed on."""
@@ -314,7 +320,7 @@ class PolicyCORSMiddleware(CORSMiddleware):
                     )
                     await send({"type": "websocket.close", "code": POLICY_VIOLATION, "reason": ""})
                     return
-                if not self.allow_credentials:
+                if not self.policy.allow_credentials:
                     # Browsers send cookies on every handshake; a policy without
                     # credentials must not let another site use them.
                     scope = {**scope, "headers": without_credentials(scope["headers"])}
@@ -356,25 +362,8 @@ class PolicyCORSMiddleware(CORSMiddleware):
             return f"method {scope['method']!r} not allowed"
         return None
 
-    def preflight_response(self, request_headers: Headers) -> Response:
-        response = super().preflight_response(request_headers)
-        if response.status_code != 200:
-            if not self.is_allowed_origin(request_headers["origin"]):
-                # Stock answers a refused origin with Allow-Credentials, Allow-Methods, ...
-                for name in [n for n in response.headers if n.startswith("access-control-")]:
-                    del response.headers[name]
-            refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")
-            method = request_headers["access-control-request-method"]
-            requested = request_headers.get("access-control-request-headers", "")
-            log_refusal(
-                "preflight",
-                request_headers["origin"],
-                f"{refused} not allowed (method {method!r}, headers {requested!r})",
-            )
-        return response
-
     def headers_for_allowed(self, origin: bytes) -> RawHeaders:
-        if self.preflight_explicit_allow_origin:  # not a plain '*' policy
+        if self.preflight.explicit_origin:  # not a plain '*' policy
             return ((b"access-control-allow-origin", origin), *self.allowed_headers)
         return self.allowed_headers
 
@@ -396,14 +385,138 @@ class PolicyCORSMiddleware(CORSMiddleware):
         return self.other_headers
 
 
+REQUEST_METHOD = b"access-control-request-method"  # ASGI servers send names lower-case
+REQUEST_HEADERS = b"access-control-request-headers"
+REQUEST_PRIVATE_NETWORK = b"access-control-request-private-network"
+
+
+@dataclass(frozen=True)
+class PreflightRequest:
+    """What a preflight asks for, read from its headers in one pass."""
+
+    method: bytes
+    headers: bytes | None  # every Access-Control-Request-Headers line, joined
+    private_network: bool
+
+    @classmethod
+    def read(cls, headers: Iterable[tuple[bytes, bytes]]) -> PreflightRequest | None:
+        """The preflight's questions; None when the request is no preflight (an OPTIONS
+        without ``Access-Control-Request-Method``). Some gateways split
+        ``Access-Control-Request-Headers`` over several field lines: all are read."""
+        method: bytes | None = None
+        lines: list[bytes] = []
+        private_network = False
+        for name, value in headers:
+            if name == REQUEST_METHOD:
+                method = value if method is None else method
+            elif name == REQUEST_HEADERS:
+                lines.append(value)
+            elif name == REQUEST_PRIVATE_NETWORK:
+                private_network = True
+        if method is None:
+            return None
+        asked = lines[0] if len(lines) == 1 else b", ".join(lines) if lines else None
+        return cls(method, asked, private_network)
+
+
+# A preflight's answer varies on all it asks; `corsguard check` recognizes the layer's
+# answers by it (nothing in front of the service adds these names).
+PREFLIGHT_VARY = (
+    b"vary",
+    b"Origin, Access-Control-Request-Method, Access-Control-Request-Headers, "
+    b"Access-Control-Request-Private-Network",
+)
+PLAIN_TEXT = (b"content-type", b"text/plain; charset=utf-8")
+REFUSED_PREFIX = "Disallowed CORS "
+
+
+class PreflightAnswers:
+    """The answers to preflights, from a :class:`CORSPolicy`, with their headers encoded
+    once: 200 ``OK`` with the policy's ``Access-Control-*`` headers, or 400 naming what is
+    not allowed (origin, method, headers, private-network). A refused origin gets no
+    ``Access-Control-*`` header at all; an allowed one keeps them on a 400, so that a
+    browser's console names the method or header it lacks."""
+
+    def __init__(self, policy: CORSPolicy) -> None:
+        self.policy = policy
+        # '*' is answered as '*' only without credentials; otherwise the origin is echoed.
+        self.explicit_origin = not policy.any_origin or policy.allow_credentials
+        self.methods = frozenset(method.encode("latin-1") for method in policy.methods)
+        listed = sorted(SAFELISTED_HEADERS | set(policy.allow_headers))
+        self.any_header = WILDCARD in policy.allow_headers
+        self.headers = frozenset(name.lower() for name in listed)
+        self.policy_headers = policy_preflight_headers(policy, listed, self.explicit_origin)
+
+    async def answer(self, origin: bytes, asked: PreflightRequest, send: Send) -> None:
+        text = origin.decode("latin-1")
+        allowed = self.policy.allows_origin(text)
+        headers = [PREFLIGHT_VARY]
+        if allowed:
+            headers += self.policy_headers
+            if self.explicit_origin:
+                headers.append((b"access-control-allow-origin", origin))
+            if self.any_header and asked.headers is not None:
+                headers.append((b"access-control-allow-headers", asked.headers))
+        failures = self.failures(allowed, asked)
+        if asked.private_network and self.policy.allow_private_network and allowed:
+            headers.append((b"access-control-allow-private-network", b"true"))
+        if failures:
+            method = asked.method.decode("latin-1")
+            requested = (asked.headers or b"").decode("latin-1")
+            detail = f"(method {method!r}, headers {requested!r})"
+            log_refusal("preflight", text, f"{', '.join(failures)} not allowed {detail}")
+        body = (REFUSED_PREFIX + ", ".join(failures)).encode() if failures else b"OK"
+        headers += [(b"content-length", str(len(body)).encode()), PLAIN_TEXT]
+        status = 400 if failures else 200
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    def failures(self, origin_allowed: bool, asked: PreflightRequest) -> list[str]:
+        """What the policy does not allow of what the preflight asks, in the order the
+        400's text names them."""
+        failures = [] if origin_allowed else ["origin"]
+        if asked.method not in self.methods:
+            failures.append("method")
+        if asked.headers is not None and not self.any_header:
+            names = asked.headers.decode("latin-1").split(",")
+            if any(name.strip().lower() not in self.headers for name in names):
+                failures.append("headers")
+        if asked.private_network and not self.policy.allow_private_network:
+            failures.append("private-network")
+        return failures
+
+
+def policy_preflight_headers(
+    policy: CORSPolicy, listed: list[str], explicit_origin: bool
+) -> RawHeaders:
+    """The ``Access-Control-*`` headers of every preflight answer to an allowed origin
+    (the origin itself, when echoed, comes after them)."""
+    headers = [] if explicit_origin else [(b"access-control-allow-origin", b"*")]
+    headers.append((b"access-control-allow-methods", ", ".join(policy.methods).encode("latin-1")))
+    headers.append((b"access-control-max-age", str(policy.max_age).encode()))
+    if WILDCARD not in policy.allow_headers:  # '*': the asked headers are echoed instead
+        headers.append((b"access-control-allow-headers", ", ".join(listed).encode("latin-1")))
+    if policy.allow_credentials:
+        headers.append((b"access-control-allow-credentials", b"true"))
+    return tuple(headers)
+
+
+def simple_headers(policy: CORSPolicy) -> RawHeaders:
+    """The ``Access-Control-*`` headers of a response to an allowed origin, but the echoed
+    origin: '*' for a plain '*' policy, credentials, exposed headers."""
+    headers = []
+    if policy.any_origin and not policy.allow_credentials:
+        headers.append((b"access-control-allow-origin", b"*"))
+    if policy.allow_credentials:
+        headers.append((b"access-control-allow-credentials", b"true"))
+    if policy.expose_headers:
+        exposed = ", ".join(policy.expose_headers).encode("latin-1")
+        headers.append((b"access-control-expose-headers", exposed))
+    return tuple(headers)
+
+
 RawHeaders = tuple[tuple[bytes, bytes], ...]
 VARY_ORIGIN = (b"vary", b"Origin")
-
-
-def encoded(headers: dict[str, str]) -> RawHeaders:
-    return tuple(
-        (name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
-    )
 
 
 def request_origin(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
@@ -451,30 +564,6 @@ def write_refused(scope: Scope, origin: bytes | None, reason: str) -> Response:
         "other sites that could change data are refused before they run."
     )
     return JSONResponse({"detail": detail}, status_code=403, headers={"Vary": "Origin"})
-
-
-REQUEST_METHOD = b"access-control-request-method"  # ASGI servers send names lower-case
-REQUEST_HEADERS = b"access-control-request-headers"
-
-
-def preflight_lines(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bool, bool]:
-    """Whether the request is a preflight, and whether its
-    ``Access-Control-Request-Headers`` came in several field lines: one pass."""
-    preflight, lines = False, 0
-    for name, _ in headers:
-        if name == REQUEST_METHOD:
-            preflight = True
-        elif name == REQUEST_HEADERS:
-            lines += 1
-    return preflight, lines > 1
-
-
-def joined_request_headers(headers: Headers) -> Headers:
-    """The preflight's headers with ``Access-Control-Request-Headers`` read whole (some
-    gateways split it over several field lines; Starlette reads only the first)."""
-    values = [v for n, v in headers.raw if n == REQUEST_HEADERS]
-    raw = [(n, v) for n, v in headers.raw if n != REQUEST_HEADERS]
-    return Headers(raw=[*raw, (REQUEST_HEADERS, b", ".join(values))])
 
 
 def with_headers(

@@ -26,6 +26,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -59,13 +60,16 @@ class CORSConfigDict(SettingsConfigDict, total=False):
 
     ``cors_profiles``: the profiles file (TOML, one ``[environments.NAME]`` table per
     environment, an optional ``[service]`` table); a relative path is taken from the
-    current directory, so pass ``Path(__file__).with_name("settings.toml")``. Without it
+    directory of the module that defines the settings class. Without it
     there are no profiles: fields come from variables, ``.env`` and defaults.
     ``cors_environment_variable``: the variable that picks the profile (``ENVIRONMENT``).
+    ``cors_production_environments``: the profiles where ``null`` is refused (default:
+    ``production`` and ``prod``).
     """
 
     cors_profiles: str | Path | None
     cors_environment_variable: str
+    cors_production_environments: tuple[str, ...] | list[str]
 
 
 @dataclass(frozen=True)
@@ -398,7 +402,25 @@ class CORSSettings(BaseSettings):
     def profiles(cls) -> ServiceFile:
         """The profiles file this class reads (read once per path)."""
         path = cls.model_config.get("cors_profiles")
-        return _read_profiles(None if path is None else Path(path).resolve())
+        if path is None:
+            return _read_profiles(None)
+        path = Path(path)
+        if not path.is_absolute():
+            # Relative to the module that defines the settings, not to the directory the
+            # server happens to start in.
+            module = sys.modules.get(cls.__module__)
+            where = getattr(module, "__file__", None)
+            path = (Path(where).parent if where else Path.cwd()) / path
+        return _read_profiles(path.resolve())
+
+    @classmethod
+    def is_production(cls, environment: str | None) -> bool:
+        """Whether ``environment`` is production, where 'null' is refused: the names in
+        ``cors_production_environments`` (default: production, prod), in any case."""
+        names = cls.model_config.get("cors_production_environments")
+        if names is None:
+            return is_production(environment)
+        return environment is not None and environment.lower() in {n.lower() for n in names}
 
     @classmethod
     def environment_variable(cls) -> str:
@@ -415,6 +437,8 @@ class CORSSettings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Checked here, so that Settings() reports them as load() does.
+        _cors_class(settings_cls)._check_variables()
         # The environment is read from its own variable only (never as <prefix>ENVIRONMENT).
         return (
             init_settings,
@@ -453,7 +477,8 @@ class CORSSettings(BaseSettings):
     @field_validator("cors_allow_origins")
     @classmethod
     def _valid_origins(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
-        return origin_list(value, info.data.get("environment"))
+        environment = info.data.get("environment")
+        return origin_list(value, "production" if cls.is_production(environment) else environment)
 
     @field_validator("cors_allow_methods")
     @classmethod
@@ -509,7 +534,7 @@ class CORSSettings(BaseSettings):
                 problem = credentials_problem(policy.allow_origins, policy.expose_headers, names)
                 if problem:
                     raise ValueError(problem)
-            if is_production(self.environment) and NULL in policy.allow_origins:
+            if self.is_production(self.environment) and NULL in policy.allow_origins:
                 raise ValueError(
                     f"{self.policy_env_name(name, 'allow_origins')} contains 'null', which is "
                     "refused in production: any site can send it; list the real origins instead"
@@ -524,11 +549,8 @@ class CORSSettings(BaseSettings):
         return self
 
     @classmethod
-    def load(cls, **values: Any) -> Self:
-        """Read the settings, turning every validation error into one :class:`ConfigError`.
-
-        ``values`` take precedence over every source, as keyword arguments do.
-        """
+    def _check_variables(cls) -> None:
+        """A bad profiles file, or a variable that looks like a setting but is none."""
         if cls._class_error is not None:
             raise ConfigError(
                 f"Invalid configuration; the service cannot start:\n  {cls._class_error}"
@@ -539,6 +561,22 @@ class CORSSettings(BaseSettings):
                 "Invalid configuration; the service cannot start:\n"
                 + "\n".join(f"  {problem}" for problem in misspelt)
             )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _one_message(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+        """Every validation error as one :class:`ConfigError`, for ``Settings()`` too."""
+        try:
+            return handler(data)
+        except ValidationError as error:
+            raise ConfigError(describe(error, cls)) from None
+
+    @classmethod
+    def load(cls, **values: Any) -> Self:
+        """Read the settings, turning every validation error into one :class:`ConfigError`.
+
+        ``values`` take precedence over every source, as keyword arguments do.
+        """
         try:
             return cls(**values)
         except ValidationError as error:
