@@ -10,6 +10,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
@@ -32,6 +33,11 @@ startup_logger.setLevel(logging.INFO)
 # uvicorn's code for "the app cannot start": its worker supervisor (--workers N) stops
 # every worker instead of starting the failing one again, forever.
 STARTUP_FAILURE = 3
+# The module whose frames are on the stack of a worker of `uvicorn --workers N` (and of
+# `fastapi run --workers N`) while it imports the app.
+UVICORN_WORKERS = "uvicorn.supervisors.multiprocess"
+# In the temporary directory, followed by a supervisor's pid: its first worker reported.
+MARKER = "corsguard-config-error-"
 
 
 def configure_logging(level: str) -> None:
@@ -47,19 +53,36 @@ def configure_logging(level: str) -> None:
 
 def app_or_exit(create_app: Callable[[], FastAPI]) -> FastAPI:
     """``create_app()`` and the start-up line; on a bad configuration, the message once
-    and exit status 3 instead of a traceback.
+    and exit status 3 (uvicorn's STARTUP_FAILURE) instead of a traceback.
 
-    ``fastapi run`` and ``fastapi dev`` import the app before they start any worker, so
-    they end there. A worker of ``uvicorn --workers N`` that exits with 3 makes uvicorn
-    stop the others rather than start it again; the sibling workers that fail the same
-    way print nothing more. Nothing else is signalled or killed.
+    Nothing is signalled or killed; what each command then does:
+
+    * ``fastapi run [PATH]`` (``--workers N`` too) and ``fastapi dev [PATH]``, given a
+      path or finding one, import the app in their own process to find it, so they end
+      there, with status 3, before any server or worker starts.
+    * ``uvicorn module:app --workers N`` and ``fastapi run --entrypoint module:app
+      --workers N`` (or ``[tool.fastapi] entrypoint``) import it in the workers only. The
+      first worker to fail reports, its siblings stay silent, and the supervisor stops
+      every worker instead of starting the failing one again; it then exits with status
+      0, uvicorn's own choice, which only the supervisor could change. Use ``fastapi run
+      PATH --workers N`` where a non-zero status must stop a deployment.
+    * ``uvicorn --reload`` and ``fastapi dev --entrypoint module:app`` report once per
+      reload and keep waiting for a file change, as uvicorn does for any broken import.
     """
     try:
         app = create_app()
     except ConfigError as error:
-        if first_to_report():
+        worker = in_uvicorn_worker()
+        if not worker or first_to_report():
             sys.stderr.write(f"{error}\n")
             sys.stderr.flush()
+        if worker:
+            # Interpreter shutdown freezes uvicorn's health-check thread in this worker:
+            # a check the supervisor sends meanwhile goes unanswered, and it waits out
+            # its timeout (5 s by default) before it stops the others. Leave at once:
+            # stderr is flushed, and nothing else runs before a server starts.
+            sys.stdout.flush()
+            os._exit(STARTUP_FAILURE)
         raise SystemExit(STARTUP_FAILURE) from None
     settings = getattr(app.state, "cors_settings", None)
     if isinstance(settings, CORSSettings):
@@ -67,16 +90,27 @@ def app_or_exit(create_app: Callable[[], FastAPI]) -> FastAPI:
     return app
 
 
+def in_uvicorn_worker() -> bool:
+    """Whether the app is being imported by a worker of ``uvicorn --workers N``."""
+    return any(
+        frame.f_globals.get("__name__") == UVICORN_WORKERS
+        for frame, _ in traceback.walk_stack(None)
+    )
+
+
 def first_to_report(within: float = 60.0) -> bool:
-    """Whether this process is the first of its siblings (children of one supervisor) to
-    report a bad configuration in the last ``within`` seconds; True outside a supervisor."""
+    """Whether this worker is the first of its siblings (the workers of one uvicorn
+    supervisor, which stops them all at the first failure) to report a bad configuration
+    in the last ``within`` seconds; True outside a supervisor."""
     parent = multiprocessing.parent_process()
     if parent is None or parent.pid is None:
         return True
-    marker = Path(tempfile.gettempdir()) / f"corsguard-config-error-{parent.pid}"
-    with suppress(FileNotFoundError):
-        if time.time() - marker.stat().st_mtime > within:  # a stale marker of another run
-            marker.unlink()
+    markers = Path(tempfile.gettempdir())
+    marker = markers / f"{MARKER}{parent.pid}"
+    for stale in markers.glob(f"{MARKER}*"):  # of earlier runs, this one's pid among them
+        with suppress(OSError):
+            if time.time() - stale.stat().st_mtime > within:
+                stale.unlink()
     try:
         os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
