@@ -856,11 +856,13 @@ def test_the_override_shown_in_an_overlay_works(
 # --- CI workflow of the generated project --------------------------------------------
 
 
+@pytest.mark.parametrize("name", ["ci.yml", "update.yml"])
 @pytest.mark.parametrize("answers", ["plain", "prefixed"])
 def test_ci_workflow_matches_the_github_actions_schema(
-    projects: dict[str, Path], answers: str
+    projects: dict[str, Path], answers: str, name: str
 ) -> None:
-    workflow = projects[answers] / ".github" / "workflows" / "ci.yml"
+    """Both workflows: CI, and the update workflow that opens the update pull requests."""
+    workflow = projects[answers] / ".github" / "workflows" / name
     result = subprocess.run(
         [
             str(BIN / "check-jsonschema"),
@@ -875,23 +877,70 @@ def test_ci_workflow_matches_the_github_actions_schema(
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_ci_workflow_runs_the_project_checks_on_the_oldest_python(
+def newest_python() -> tuple[int, int]:
+    """The newest CPython release (not a pre-release) that this machine's uv can install."""
+    listing = subprocess.run(
+        ["uv", "python", "list", "--all-versions", "--output-format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    versions = [
+        (entry["version_parts"]["major"], entry["version_parts"]["minor"])
+        for entry in json.loads(listing.stdout)
+        if entry["implementation"] == "cpython" and re.fullmatch(r"[\d.]+", entry["version"])
+    ]
+    return max(versions)
+
+
+def test_ci_workflow_runs_the_project_checks_on_every_python(
     projects: dict[str, Path],
 ) -> None:
+    """From requires-python's floor to the newest CPython, at uv.lock's versions (installed
+    --locked), and once at the floor with the lowest direct versions; uv's cache kept.
+    tests/test_ci_workflow.py runs the steps."""
     project = projects["prefixed"]
     workflow = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())
     check = workflow["jobs"]["check"]
     major, minor = oldest_python(project)
-    assert check["env"]["UV_PYTHON"] == f"{major}.{minor}"
-    commands = [step.get("run") for step in check["steps"]]
-    for expected in (
-        "uv sync",
+    newest = newest_python()
+    matrix = check["strategy"]["matrix"]
+    assert check["strategy"]["fail-fast"] is False
+    assert matrix["python"] == [f"{major}.{n}" for n in range(minor, newest[1] + 1)], (
+        f"the matrix must run every Python from {major}.{minor} to {newest[0]}.{newest[1]}"
+    )
+    assert matrix["resolution"] == ["highest"]
+    assert matrix["include"] == [{"python": f"{major}.{minor}", "resolution": "lowest-direct"}]
+    assert check["env"] == {"UV_RESOLUTION": "${{ matrix.resolution }}"}
+    [setup] = [
+        step for step in check["steps"] if step.get("uses", "").startswith("astral-sh/setup-uv@")
+    ]
+    assert setup["with"]["python-version"] == "${{ matrix.python }}"
+    assert setup["with"]["enable-cache"] is True
+    assert "${{ matrix.resolution }}" in setup["with"]["cache-suffix"]
+    installs = {
+        step["if"]: step["run"]
+        for step in check["steps"]
+        if step.get("name", "").startswith("Install")
+    }
+    assert installs == {
+        "matrix.resolution == 'highest'": "uv sync --locked",
+        "matrix.resolution == 'lowest-direct'": "uv sync",
+    }
+    commands = [step["run"] for step in check["steps"] if "run" in step and "if" not in step]
+    assert commands == [
         "uv run ruff check .",
         "uv run ruff format --check .",
         "uv run mypy",
         "uv run pytest",
-    ):
-        assert expected in commands, expected
+    ]
+    readme = (project / "README.md").read_text()
+    section = readme[readme.index("## CI, pre-commit and updates") :]
+    section = section[: section.index("\n## ")]
+    assert f"from {major}.{minor}" in section and f"to {newest[0]}.{newest[1]}," in section
+    assert "uv sync --locked" in section and "lowest-direct" in section
+    deployment = "\n".join(step.get("run", "") for step in workflow["jobs"]["deployment"]["steps"])
+    assert "uv sync --locked --no-dev" in deployment
     image_steps = "\n".join(step.get("run", "") for step in workflow["jobs"]["image"]["steps"])
     assert "docker build" in image_steps
     assert "BILLING_CORS_ALLOW_ORIGINS=" in image_steps, "the bad variable must carry the prefix"
