@@ -1,14 +1,19 @@
 """What an owner does to a generated service in its first year, as its README says.
 
 The steps take their code from the generated README's "Grow the service" section, so a
-README that shows something that does not work fails the tests that use them. Services
-generated before the two-room layout (releases up to 0.2.0) get the same changes in the
-shape their own files had then. Every step returns the lines it added, so that tests can
+README that shows something that does not work fails the tests that use them. Three
+layouts have been generated: one package (releases up to 0.2.0: ``main.py``,
+``settings.py`` and ``health.py`` side by side), two rooms (0.3.0: the owner's
+``main.py``, ``settings.py`` and ``routers/``, the template's vendored ``cors/`` and
+``tests/cors/``) and the corsguard dependency (since: the owner's files only). The owner's
+room is the same in the last two, so they grow alike; the first gets the same changes in
+the shape its files had then. Every step returns the lines it added, so that tests can
 check that an update loses none of them.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from dataclasses import dataclass, field
@@ -48,8 +53,56 @@ def insert(path: Path, anchor: str, text: str, *, before: bool = False) -> None:
     path.write_text(content.replace(line, new), encoding="utf-8")
 
 
-def two_rooms(project: Path, package: str) -> bool:
-    return (project / "src" / package / "cors" / "__init__.py").exists()
+SINGLE_PACKAGE, TWO_ROOMS, CORSGUARD = "single package", "two rooms", "corsguard"
+
+
+def layout(project: Path, package: str) -> str:
+    """Which of the generated layouts ``project`` has."""
+    source = project / "src" / package
+    if not (source / "routers" / "health.py").exists():
+        return SINGLE_PACKAGE
+    if (source / "cors" / "__init__.py").exists():
+        return TWO_ROOMS
+    return CORSGUARD
+
+
+def owners_room(project: Path, package: str) -> bool:
+    """``main.py``, ``settings.py`` and ``routers/`` as the owner's room (0.3.0 and since)."""
+    return layout(project, package) != SINGLE_PACKAGE
+
+
+def vendored_directories(project: Path, package: str) -> list[Path]:
+    """Where 0.3.0 kept the engine it vendored."""
+    return [project / "src" / package / "cors", project / "tests" / "cors"]
+
+
+def vendored_left(project: Path, package: str, *, caches: bool = True) -> list[str]:
+    """Whatever is left of the engine that 0.3.0 vendored (``src/<package>/cors/``,
+    ``tests/cors/``); without ``caches``, only what is not under ``__pycache__``. A
+    directory that is left, even with nothing but ``__pycache__`` in it, still imports as
+    the (empty, namespace) package ``<package>.cors``."""
+    return sorted(
+        path.relative_to(project).as_posix()
+        for directory in vendored_directories(project, package)
+        if directory.exists()
+        for path in [directory, *directory.rglob("*")]
+        if caches or not ({"__pycache__"} & set(path.relative_to(project).parts) or path.is_dir())
+    )
+
+
+def remove_engine_caches(project: Path, package: str) -> None:
+    """What the owner runs once the update that drops the vendored engine is committed:
+    Copier deleted the engine's files, but not the caches beside them, which git ignores,
+    so the directories stay. ``git clean -x`` removes untracked files only: a file of the
+    owner's there (committed, as Copier requires) stays, and so does its directory. Run
+    before the commit, it leaves the directories empty (git still knows their files)."""
+    directories = [path for path in vendored_directories(project, package) if path.exists()]
+    if directories:
+        subprocess.run(
+            ["git", "clean", "-q", "-f", "-d", "-x", "--", *map(str, directories)],
+            cwd=project,
+            check=True,
+        )
 
 
 def grow(
@@ -58,8 +111,8 @@ def grow(
     """Add a router and its test, a setting, two middlewares and a dependency, a README
     section and a hand edit to settings.toml."""
     edits = Edits()
-    if two_rooms(project, package):
-        grow_two_rooms(project, package, edits)
+    if owners_room(project, package):
+        grow_owners_room(project, package, edits)
     else:
         grow_single_package(project, package, edits)
     readme = project / "README.md"
@@ -72,7 +125,10 @@ def grow(
     return edits
 
 
-def grow_two_rooms(project: Path, package: str, edits: Edits) -> None:
+def grow_owners_room(project: Path, package: str, edits: Edits) -> None:
+    """The README's steps, in the owner's room of 0.3.0 and of the corsguard layout: the
+    same anchors (the router import, ``include_router(health.router)``, the middleware
+    comment above ``add_cors``, the ``Settings`` class last in settings.py)."""
     source = project / "src" / package
     blocks = readme_blocks(project)
     assert len(blocks) == 10, f"expected 10 code blocks in {README_SECTION!r}: {len(blocks)}"
@@ -126,7 +182,7 @@ def grow_two_rooms(project: Path, package: str, edits: Edits) -> None:
 
 
 def grow_single_package(project: Path, package: str, edits: Edits) -> None:
-    """The same changes in a service generated before the two-room layout, where
+    """The same changes in a service generated before the owner's room, where
     ``main.py``, ``settings.py`` (every CORS field) and ``health.py`` sat side by side."""
     source = project / "src" / package
     main = source / "main.py"
@@ -218,16 +274,32 @@ def hand_edit_settings_toml(project: Path, package: str, edits: Edits) -> None:
 def add_dependency(project: Path, edits: Edits) -> None:
     """``uv add``, as the README says; it resolves against the package index."""
     before = (project / "pyproject.toml").read_text(encoding="utf-8").splitlines()
-    subprocess.run(
-        ["uv", "add", "--quiet", "--no-sync", DEPENDENCY],
-        cwd=project,
-        check=True,
-        capture_output=True,
-    )
+    uv_add(project)
     after = (project / "pyproject.toml").read_text(encoding="utf-8").splitlines()
     added = [line for line in after if line not in before]
     assert any(DEPENDENCY in line for line in added), added
     edits.add("pyproject.toml", "\n".join(added))
+
+
+def uv_add(project: Path) -> None:
+    """``uv add DEPENDENCY`` without syncing. The index that stands in for corsguard's
+    (``UV_INDEX``, set by tests/conftest.py) is passed as an extra index instead: given as
+    an index, ``uv add`` would pin the new dependency to it and find nothing there."""
+    environment = dict(os.environ)
+    name, _, url = environment.pop("UV_INDEX", "").partition("=")
+    if url:
+        environment["UV_EXTRA_INDEX_URL"] = url
+    elif name:
+        environment["UV_EXTRA_INDEX_URL"] = name
+    added = subprocess.run(
+        ["uv", "add", "--quiet", "--no-sync", DEPENDENCY],
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert added.returncode == 0, added.stderr
 
 
 def lost_lines(project: Path, edits: Edits) -> list[str]:
@@ -294,7 +366,7 @@ def carry_over(project: Path, package: str, relative: str, lines: list[str]) -> 
     elif relative == "README.md":
         text += "\n" + "\n\n".join(lines) + "\n"
     elif relative == "pyproject.toml":
-        subprocess.run(["uv", "add", "--quiet", "--no-sync", DEPENDENCY], cwd=project, check=True)
+        uv_add(project)
         return
     elif relative == f"src/{package}/settings.toml":
         hand_edit_settings_toml(project, package, Edits())

@@ -2,15 +2,20 @@
 
 Every test builds its own template repository (the template as it is on disk, tagged
 v1), generates and commits a service at v1, works on it as its owner would, releases v2
-of the template and runs ``copier update``. Everything happens offline, in temporary
-directories. One slow test runs the updated service's own tool chain; the others check
-files and git state in-process.
+of the template and runs ``copier update``. The CORS engine is no template file but the
+service's dependency, corsguard: one test publishes a fix of it (0.4.1, beside the
+working tree's 0.4.0) to a package index on disk and moves a grown service to it with
+``uv lock --upgrade-package corsguard``. Everything happens in temporary directories.
+The slow tests run the service's own tool chain; the others check files and git state
+in-process.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -24,7 +29,7 @@ import pytest
 import yaml
 
 from . import owner
-from .conftest import check_project, copy_template, git, run
+from .conftest import ROOT, check_project, copy_template, git, run
 
 ANSWERS: dict[str, Any] = {"project_name": "Orders API", "package_name": "orders_api"}
 PACKAGE = Path("src", "orders_api")
@@ -178,17 +183,12 @@ def tree(root: Path) -> dict[str, bytes]:
 
 
 def conflict_check(project: Path) -> subprocess.CompletedProcess[str]:
-    """The generated project's conflict-marker test, run by pytest inside the project.
-
-    It needs nothing but the standard library, so the template's interpreter runs it;
-    ``--noconftest`` skips the project's conftest, which imports the service.
-    """
+    """The generated project's conflict check: its top-level ``conftest.py``, which needs
+    nothing but the standard library and exits 1 naming every marker line and ``.rej``
+    file (it is what ``uv run pytest`` loads first). The template's interpreter runs it."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     return subprocess.run(
-        [
-            *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest"),
-            "tests/cors/test_no_conflict_markers.py",
-        ],
+        [sys.executable, "conftest.py"],
         cwd=project,
         env=environment,
         capture_output=True,
@@ -288,54 +288,101 @@ for origin in ("{NEW_ORIGIN}", "https://unlisted.example.com"):
 """
 
 
-V2_FIX_LENGTH = "LOGGED_LENGTH = 160"
-V2_FIX_TEST = '''"""Template v2: request-derived values are cut shorter in the log."""
+# --- An engine fix: a corsguard release, not a template release -------------------------
 
-from orders_api.cors.errors import loggable
+ENGINE = ROOT / "engine"
+VERSION = tomllib.loads((ENGINE / "pyproject.toml").read_text("utf-8"))["project"]["version"]
+FIXED_VERSION = re.sub(r"\d+$", lambda patch: str(int(patch.group()) + 1), VERSION)
+FIX_CHECK = """
+import corsguard
+from corsguard.errors import loggable
+
+print(corsguard.__version__, len(loggable("a" * 500)))
+"""
 
 
-def test_values_are_cut_after_160_characters() -> None:
-    assert loggable("a" * 500) == repr("a" * 160) + "..."
-'''
-
-
-def cors_fix(template: Path) -> None:
-    """A release that changes only files the template maintains: a fix in cors/ and a
-    test of it in tests/cors/."""
-    cors = template / "template" / "src" / "{{package_name}}" / "cors"
-    replace_once(cors / "errors.py", "LOGGED_LENGTH = 200", V2_FIX_LENGTH)
-    (template / "template" / "tests" / "cors" / "test_v2_fix.py.jinja").write_text(
-        V2_FIX_TEST.replace("orders_api", "{{ package_name }}"), encoding="utf-8"
+def publish(engine: Path, index: Path) -> None:
+    """Build ``engine`` into ``index`` (PEP 503, on disk) beside what it holds already,
+    as a package index keeps every release it has served."""
+    files = index / "simple" / "corsguard"
+    files.mkdir(parents=True, exist_ok=True)
+    run(engine, "uv", "build", "--quiet", "--out-dir", str(files))
+    (files / ".gitignore").unlink(missing_ok=True)
+    links = "".join(
+        f'<a href="{path.name}#sha256={hashlib.sha256(path.read_bytes()).hexdigest()}">'
+        f"{path.name}</a>\n"
+        for path in sorted(files.iterdir())
+        if path.name.endswith((".whl", ".tar.gz"))
+    )
+    (files / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+    (index / "simple" / "index.html").write_text(
+        '<!DOCTYPE html><html><body><a href="corsguard/">corsguard</a></body></html>\n'
     )
 
 
+def engine_fix(destination: Path) -> Path:
+    """The next patch release of corsguard (0.4.1 above the working tree's 0.4.0): the
+    engine with one fix, request-derived values cut after 160 characters in the log
+    instead of 200."""
+    shutil.copytree(
+        ENGINE,
+        destination,
+        ignore=shutil.ignore_patterns(".venv", "*_cache", ".hypothesis", "__pycache__", "dist"),
+    )
+    version, fixed = f'version = "{VERSION}"', f'version = "{FIXED_VERSION}"'
+    replace_once(destination / "pyproject.toml", f"\n{version}\n", f"\n{fixed}\n")
+    source = destination / "src" / "corsguard"
+    init = source / "__init__.py"
+    # __version__: written out, or read from the installed distribution's metadata.
+    if f'__version__ = "{VERSION}"' in init.read_text(encoding="utf-8"):
+        replace_once(init, f'__version__ = "{VERSION}"', f'__version__ = "{FIXED_VERSION}"')
+    replace_once(source / "errors.py", "LOGGED_LENGTH = 200", "LOGGED_LENGTH = 160")
+    return destination
+
+
+def locked_corsguard(project: Path) -> str:
+    lock = tomllib.loads((project / "uv.lock").read_text(encoding="utf-8"))
+    (version,) = [entry["version"] for entry in lock["package"] if entry["name"] == "corsguard"]
+    return str(version)
+
+
 @pytest.mark.slow
-def test_a_cors_fix_reaches_a_grown_service_without_a_conflict(
-    template: Path, tmp_path: Path
+def test_an_engine_fix_reaches_a_grown_service_as_a_dependency_update(
+    template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The engine is a dependency: its fixes arrive through the package index and
+    ``uv lock --upgrade-package corsguard``, with no ``copier update`` and no file of the
+    service changed but ``uv.lock``."""
+    index = tmp_path / "index"
+    publish(ENGINE, index)  # 0.4.0, the working tree
+    monkeypatch.setenv("UV_INDEX", f"corsguard=file://{index / 'simple'}")
     project = generate(template, tmp_path / "project")
     edits = owner.grow(project, "orders_api")  # everything the README shows, uv add included
+    run(project, "uv", "lock")
     commit(project, "A year of the owner's work")
-    release(template, "v2", cors_fix)
+    assert locked_corsguard(project) == VERSION
 
-    update(project)
+    publish(engine_fix(tmp_path / "engine-0.4.1"), index)
+    run(project, "uv", "lock", "--upgrade-package", "corsguard")
+    run(project, "uv", "sync")
 
-    assert [line for line in status(project) if not line.startswith((" M", "??"))] == []
-    assert not list(project.rglob("*.rej"))
-    changed = sorted(line[3:] for line in status(project))
-    assert changed == [
-        ".copier-answers.yml",
-        f"{PACKAGE.as_posix()}/cors/errors.py",
-        "tests/cors/test_v2_fix.py",
-    ]
-    assert V2_FIX_LENGTH in (project / PACKAGE / "cors" / "errors.py").read_text(encoding="utf-8")
+    assert locked_corsguard(project) == FIXED_VERSION
+    assert status(project) == [" M uv.lock"]
+    before, after = (
+        {entry["name"]: entry for entry in tomllib.loads(text)["package"]}
+        for text in (git(project, "show", "HEAD:uv.lock"), (project / "uv.lock").read_text())
+    )
+    assert [name for name in after if after[name] != before.get(name)] == ["corsguard"]
+    assert sorted(before) == sorted(after)
+    fixed = run(project, "uv", "run", "--no-sync", "python", "-c", FIX_CHECK)
+    assert fixed.split() == [FIXED_VERSION, str(len(repr("a" * 160)) + 3)]
     assert owner.lost_lines(project, edits) == []
-    commit(project, "Update to template v2")
+    commit(project, "corsguard 0.4.1")
     check_project(project)
 
 
 V2_FACTORY_IMPORT = "from .routers import health  # liveness and readiness"
-V2_FACTORY_APP = '    app = FastAPI(title=SERVICE.title, docs_url="/docs")'
+V2_FACTORY_APP = '    app = FastAPI(title=Settings.profiles().title, docs_url="/docs")'
 
 
 def factory_change(template: Path) -> None:
@@ -344,7 +391,8 @@ def factory_change(template: Path) -> None:
     main = template / "template" / "src" / "{{package_name}}" / "main.py"
     replace_docstring_line(main, V2_MAIN_DOCSTRING)
     replace_once(main, "from .routers import health\n", V2_FACTORY_IMPORT + "\n")
-    replace_once(main, "    app = FastAPI(title=SERVICE.title)\n", V2_FACTORY_APP + "\n")
+    app = "    app = FastAPI(title=Settings.profiles().title)\n"
+    replace_once(main, app, V2_FACTORY_APP + "\n")
 
 
 def test_a_change_to_the_app_factory_conflicts_only_where_both_changed(
@@ -373,7 +421,8 @@ def test_conflicting_edit_is_marked_inline_and_fails_the_generated_tests(
 ) -> None:
     project = generate(template, tmp_path / "project")
     health = project / PACKAGE / "routers" / "health.py"
-    assert conflict_check(project).returncode == 0  # a clean project passes
+    clean = conflict_check(project)
+    assert clean.returncode == 0, clean.stderr  # a clean project passes
     replace_docstring_line(health, OWNER_HEALTH_DOCSTRING)
     commit(project, "Describe the health endpoint")
     release(template, "v2", next_release)
@@ -395,14 +444,15 @@ def test_conflicting_edit_is_marked_inline_and_fails_the_generated_tests(
     assert (project / PACKAGE / "about.py").exists()
 
     check = conflict_check(project)
-    assert check.returncode == 1, check.stdout
-    assert f"{relative}:1: <<<<<<< before updating" in check.stdout
-    assert f"{relative}:5: >>>>>>> after updating" in check.stdout
+    assert check.returncode == 1, check.stdout + check.stderr
+    assert f"{relative}:1: <<<<<<< before updating" in check.stderr
+    assert f"{relative}:5: >>>>>>> after updating" in check.stderr
 
     # Resolved (the owner keeps the template's line): the check passes again.
     health.write_text("\n".join([V2_HEALTH_DOCSTRING, *lines[5:]]) + "\n", encoding="utf-8")
     git(project, "add", relative)
-    assert conflict_check(project).returncode == 0
+    resolved = conflict_check(project)
+    assert resolved.returncode == 0, resolved.stderr
 
 
 def change_origins_with_data(project: Path, origins: dict[str, list[str]]) -> None:
