@@ -221,6 +221,12 @@ ORIGIN_TABLE = [
     "https://[::ffff:1.2.3.4]",
     "https://[1:2]",
     "https://[2001:db8::1:0:0:1]:8443",
+    # DNS limits: hosts of at most 253 characters, labels of at most 63.
+    "https://" + "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".com",  # 253
+    "https://" + "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 58 + ".com",  # 254
+    "https://*." + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + "." + "e" * 56 + ".com",  # 254
+    "https://*." + "b" * 63 + "." + "c" * 63 + "." + "d" * 63 + "." + "e" * 55 + ".com",  # 253
+    "https://" + "a" * 64 + ".example.com",
 ]
 
 # IPv6 addresses: the Jinja macro must give what Python's ipaddress gives (browsers

@@ -342,6 +342,42 @@ def test_an_origin_longer_than_any_browser_sends_is_refused_before_matching(
     assert message.endswith("origin longer than 300 characters, which no browser sends")
 
 
+def test_an_origin_under_a_pattern_with_a_host_over_253_characters_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """286 characters pass the cheap length pre-check (300) but no DNS name is that long."""
+    origin = "https://" + "a" * 60 + "." + "b" * 60 + "." + "c" * 60 + "." + "d" * 60
+    origin += "." + "e" * 14 + ".preview.example.com"
+    assert len(origin) == 286
+    with caplog.at_level(logging.INFO, logger=CORS_LOGGER):
+        response = send(app_with(), "GET", headers={"Origin": origin})
+    assert "access-control-allow-origin" not in response.headers
+    [message] = refusal_logs(caplog)
+    assert message.endswith(
+        "host name with 278 characters: DNS names have at most 253 characters and labels at "
+        "most 63, so no browser sends it"
+    )
+
+
+def test_an_origin_under_a_pattern_with_a_host_of_253_characters_is_allowed() -> None:
+    host = "a" * 60 + "." + "b" * 60 + "." + "c" * 60 + "." + "d" * 50 + ".preview.example.com"
+    assert len(host) == 253
+    origin = f"https://{host}"
+    response = send(app_with(), "GET", headers={"Origin": origin})
+    assert response.headers["access-control-allow-origin"] == origin
+
+
+def test_an_origin_under_a_pattern_with_a_label_over_63_characters_is_refused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    origin = "https://" + "a" * 64 + ".preview.example.com"
+    with caplog.at_level(logging.INFO, logger=CORS_LOGGER):
+        response = send(app_with(), "GET", headers={"Origin": origin})
+    assert "access-control-allow-origin" not in response.headers
+    [message] = refusal_logs(caplog)
+    assert "host name with a label of 64 characters" in message
+
+
 class CapitalizedCORSHeaders:
     """A mounted ASGI app that writes CORS headers itself, in mixed case."""
 

@@ -160,7 +160,8 @@ def test_the_most_specific_pattern_decides() -> None:
 
 def test_a_host_of_many_labels_is_walked_only_as_far_as_the_longest_parent() -> None:
     """The walk stops once a candidate parent is longer than any configured one: a host
-    of 100,000 labels costs what a short one does (bench/ measures it)."""
+    of 100 labels costs what a short one does, and one of 100,000 is refused by its length
+    before any (bench/ measures it)."""
     patterns = PatternSet([OriginPattern.parse("https://*.example.com")])
     looked_up: list[str] = []
 
@@ -170,5 +171,48 @@ def test_a_host_of_many_labels_is_walked_only_as_far_as_the_longest_parent() -> 
             return super().get(key, default)
 
     patterns._index = Recording(patterns._index)
-    assert patterns.match("https://" + "a." * 100_000 + "example.net") is None
+    assert patterns.match("https://" + "a." * 100 + "example.net") is None
     assert looked_up == ["net", "example.net"]
+    looked_up.clear()  # longer than any DNS name: refused before the walk
+    assert patterns.match("https://" + "a." * 100_000 + "example.net") is None
+    assert looked_up == []
+
+
+# DNS limits: a host name of at most 253 characters, labels of at most 63.
+HOST_253 = "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 53 + ".example"
+HOST_254 = "x." + HOST_253[1:]
+
+
+def test_a_host_of_253_characters_is_accepted() -> None:
+    assert len(HOST_253) == 253
+    assert parse_origin(f"https://{HOST_253}") == f"https://{HOST_253}"
+
+
+@pytest.mark.parametrize(
+    ("given", "reason"),
+    [
+        (f"https://{HOST_254}", "has a host name of 254 characters: DNS names have at most 253"),
+        (f"https://*.{HOST_254[2:]}", "has a host name of 254 characters"),  # '*.' + 252
+        ("https://" + "a" * 64 + ".example.com", "a label of more than 63 characters"),
+    ],
+)
+def test_a_host_beyond_the_dns_limits_is_refused(given: str, reason: str) -> None:
+    with pytest.raises(OriginError) as error:
+        parse_origin(given)
+    assert repr(given) in str(error.value)
+    assert reason in str(error.value)
+    assert "use a shorter name" in str(error.value)
+
+
+def test_a_pattern_whose_shortest_host_fits_253_characters_is_accepted() -> None:
+    pattern = f"https://*.{HOST_253[2:]}"  # covers 'x.' + parent: 253 characters
+    assert parse_origin(pattern) == pattern
+
+
+def test_a_pattern_does_not_match_a_host_longer_than_253() -> None:
+    patterns = PatternSet([OriginPattern.parse("https://*.example.com")])
+    fits = "a" * 63 + "." + "b" * 63 + "." + "c" * 63 + "." + "d" * 49 + ".example.com"
+    assert len(fits) == 253
+    assert patterns.match(f"https://{fits}") is not None
+    assert patterns.match(f"https://x{fits}") is None
+    assert patterns.match("https://" + "a" * 64 + ".example.com") is None

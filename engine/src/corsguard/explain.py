@@ -406,6 +406,8 @@ def _origin_problem(policy: CORSPolicy, origin: str, variable: str) -> str:
     refusal = policy.refusal(origin)
     if refusal.kind == "null":
         return f"{refusal.reason}: serve the page from a real origin instead"
+    if refusal.kind in ("too-long", "host-too-long"):
+        return f"{refusal.reason}: such an origin cannot be allowed"
     if refusal.kind == "scheme":
         return f"{refusal.reason}: serve the page over {refusal.detail}, or {fix}"
     if refusal.kind == "port":

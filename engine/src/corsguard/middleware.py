@@ -20,14 +20,19 @@ answers change between releases), and does what Starlette's ``CORSMiddleware`` d
   handler runs (see :meth:`PolicyCORSMiddleware.write_refusal`);
 - bounded work per request: an ``Origin`` longer than any a browser sends is refused
   before it is matched;
-- one log record per refused request on the ``corsguard.refusals`` logger, at INFO, with
-  the reason, every request-derived value escaped and cut.
+- a log record per refused request on the ``corsguard.refusals`` logger, at INFO, with
+  the reason, every request-derived value escaped and cut, up to
+  ``REFUSAL_LOG_BOUND`` records per ``REFUSAL_LOG_INTERVAL``; past that, refusals are
+  counted and summed up in one record per interval (see :class:`RefusalLog`).
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from urllib.parse import urlsplit
@@ -39,7 +44,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import LOGGED_LENGTH, internal_error, loggable
-from .origins import NULL, WILDCARD, OriginPattern, PatternSet, is_pattern
+from .origins import (
+    MAX_HOST_LENGTH,
+    MAX_LABEL_LENGTH,
+    NULL,
+    WILDCARD,
+    OriginPattern,
+    PatternSet,
+    is_pattern,
+)
 from .settings import CORSSettings, PathPolicy
 
 # Refused requests, at INFO (configure_logging sets the level of "corsguard").
@@ -47,9 +60,19 @@ logger = logging.getLogger("corsguard.refusals")
 
 # Close code for a handshake refused before it was accepted: servers answer 403.
 POLICY_VIOLATION = 1008
-# The longest Origin a browser sends: scheme, '://', a 253-character host name, a port.
-# Anything longer is refused before it is matched, so its cost is bounded.
+# The longest Origin a browser sends: 'https://', a host name of at most 253 characters
+# (MAX_HOST_LENGTH), ':65535': 267, rounded up. A cheap pre-check: anything longer is
+# refused before it is hashed or matched, so its cost is bounded. The host's own limits
+# (253 characters, labels of 63) are then applied where a pattern could allow it.
 MAX_ORIGIN_LENGTH = 300
+# Refusal records (see RefusalLog): at most REFUSAL_LOG_BOUND records of their own per
+# REFUSAL_LOG_INTERVAL seconds, per app (one per worker process); the refusals past the
+# bound are counted, by origin for the first REFUSAL_ORIGINS_TRACKED distinct origins of
+# the interval, and one summary record names the REFUSAL_SUMMARY_TOP most frequent.
+REFUSAL_LOG_BOUND = 20
+REFUSAL_LOG_INTERVAL = 60.0
+REFUSAL_ORIGINS_TRACKED = 1000
+REFUSAL_SUMMARY_TOP = 5
 # Methods whose requests must not change anything (RFC 9110); every other one is unsafe.
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
@@ -58,7 +81,7 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 class Refusal:
     """Why a policy refuses an origin: a kind, the words, and a detail for the fix."""
 
-    kind: str  # too-long, null, scheme, port, pattern or unlisted
+    kind: str  # too-long, host-too-long, null, scheme, port, pattern or unlisted
     reason: str
     detail: str = ""
 
@@ -152,6 +175,11 @@ class CORSPolicy:
             host, port = parts.hostname or "", parts.port
         except ValueError:
             return Refusal("unlisted", "origin not allowed")
+        if len(host) > MAX_HOST_LENGTH:
+            return Refusal("host-too-long", host_too_long(f"{len(host)} characters"))
+        if any(len(label) > MAX_LABEL_LENGTH for label in host.split(".")):
+            longest = max(len(label) for label in host.split("."))
+            return Refusal("host-too-long", host_too_long(f"a label of {longest} characters"))
         for entry in self._by_host.get(host, ()):
             other = urlsplit(entry)
             if other.scheme != parts.scheme:
@@ -244,14 +272,20 @@ class PolicyCORSMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, policy: CORSPolicy, policies: CORSPolicies | None = None
+        self,
+        app: ASGIApp,
+        policy: CORSPolicy,
+        policies: CORSPolicies | None = None,
+        refusals: RefusalLog | None = None,
     ) -> None:
         """``policies`` brings the cross-origin write protection settings; without it the
-        layer applies CORS only."""
+        layer applies CORS only. ``refusals`` is the bounded refusal log to write to
+        (shared by the layers of one app); without it the layer has its own."""
         self.app = app
         self.policy = policy
         self.policies = policies
-        self.preflight = PreflightAnswers(policy)
+        self.refusals = RefusalLog() if refusals is None else refusals
+        self.preflight = PreflightAnswers(policy, self.refusals)
         # The headers that end every response to an allowed origin, and to any other
         # request; exact origins map straight to theirs.
         self.allowed_headers = (*simple_headers(policy), VARY_ORIGIN)
@@ -273,7 +307,7 @@ class PolicyCORSMiddleware:
         if method not in SAFE_METHODS and self.policies and self.policies.protect_writes:
             reason = self.write_refusal(scope, origin)
             if reason is not None:
-                await write_refused(scope, origin, reason)(scope, receive, send)
+                await write_refused(scope, origin, reason, self.refusals)(scope, receive, send)
                 return
         await self.respond(scope, receive, send, self.response_headers(origin))
 
@@ -315,8 +349,10 @@ class PolicyCORSMiddleware:
             # browsers, so CORS does not apply to them (authenticate them as usual).
             if origin is not None and origin != own_origin(scope, headers):
                 if not self.is_allowed_origin(origin):
-                    log_refusal(
-                        f"WebSocket {loggable(scope['path'])}", origin, self.why_refused(origin)
+                    self.refusals.refused(
+                        f"WebSocket {loggable(scope['path'])}",
+                        origin,
+                        lambda: self.why_refused(origin),
                     )
                     await send({"type": "websocket.close", "code": POLICY_VIOLATION, "reason": ""})
                     return
@@ -330,8 +366,8 @@ class PolicyCORSMiddleware:
         return self.policy.allows_origin(origin)
 
     def why_refused(self, origin: str) -> str:
-        """The policy's reason, worked out only when refusals are logged."""
-        return self.policy.refusal(origin).reason if logger.isEnabledFor(logging.INFO) else ""
+        """The policy's reason, worked out only for a refusal that gets a record."""
+        return self.policy.refusal(origin).reason
 
     def write_refusal(self, scope: Scope, origin: bytes | None) -> str | None:
         """Why an unsafe request must not reach the app, or None when it may.
@@ -373,7 +409,7 @@ class PolicyCORSMiddleware:
             return self.other_headers
         if len(origin) > MAX_ORIGIN_LENGTH:  # bounded work: not even hashed
             shown = origin[: LOGGED_LENGTH + 1].decode("latin-1")  # loggable marks the cut
-            log_refusal("request", shown, TOO_LONG)
+            self.refusals.refused("request", shown, TOO_LONG)
             return self.other_headers
         found = self.exact_headers.get(origin)
         if found is not None:
@@ -381,7 +417,7 @@ class PolicyCORSMiddleware:
         text = origin.decode("latin-1")
         if self.is_allowed_origin(text):  # a pattern, or '*'
             return self.headers_for_allowed(origin)
-        log_refusal("request", text, self.why_refused(text))
+        self.refusals.refused("request", text, lambda: self.why_refused(text))
         return self.other_headers
 
 
@@ -437,8 +473,9 @@ class PreflightAnswers:
     ``Access-Control-*`` header at all; an allowed one keeps them on a 400, so that a
     browser's console names the method or header it lacks."""
 
-    def __init__(self, policy: CORSPolicy) -> None:
+    def __init__(self, policy: CORSPolicy, refusals: RefusalLog | None = None) -> None:
         self.policy = policy
+        self.refusals = RefusalLog() if refusals is None else refusals
         # '*' is answered as '*' only without credentials; otherwise the origin is echoed.
         self.explicit_origin = not policy.any_origin or policy.allow_credentials
         self.methods = frozenset(method.encode("latin-1") for method in policy.methods)
@@ -464,7 +501,7 @@ class PreflightAnswers:
             method = asked.method.decode("latin-1")
             requested = (asked.headers or b"").decode("latin-1")
             detail = f"(method {method!r}, headers {requested!r})"
-            log_refusal("preflight", text, f"{', '.join(failures)} not allowed {detail}")
+            self.refusals.refused("preflight", text, f"{', '.join(failures)} not allowed {detail}")
         body = (REFUSED_PREFIX + ", ".join(failures)).encode() if failures else b"OK"
         headers += [(b"content-length", str(len(body)).encode()), PLAIN_TEXT]
         status = 400 if failures else 200
@@ -553,12 +590,24 @@ def same_host(origin: bytes, host: bytes | None) -> bool:
 TOO_LONG = f"origin longer than {MAX_ORIGIN_LENGTH} characters, which no browser sends"
 
 
-def write_refused(scope: Scope, origin: bytes | None, reason: str) -> Response:
+def host_too_long(what: str) -> str:
+    """The refusal reason for a host beyond DNS's limits (``what`` says how)."""
+    return (
+        f"host name with {what}: DNS names have at most {MAX_HOST_LENGTH} characters and "
+        f"labels at most {MAX_LABEL_LENGTH}, so no browser sends it"
+    )
+
+
+def write_refused(
+    scope: Scope, origin: bytes | None, reason: str, refusals: RefusalLog | None = None
+) -> Response:
     """The 403 for a refused cross-origin write, with no CORS headers: the page learns
     nothing, and the handler never ran."""
     method = scope["method"]
     shown = "-" if origin is None else origin.decode("latin-1")
-    log_refusal(f"{method} {loggable(scope['path'])}", shown, f"{reason} (cross-origin write)")
+    (refusals or RefusalLog()).refused(
+        f"{method} {loggable(scope['path'])}", shown, f"{reason} (cross-origin write)"
+    )
     detail = (
         f"Cross-origin {method} refused: {reason} by this API's CORS policy. Requests from "
         "other sites that could change data are refused before they run."
@@ -610,8 +659,9 @@ def without_credentials(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes,
 
 
 def log_refusal(kind: str, origin: str, reason: str) -> None:
-    """One record per refused request, on one line: the origin is escaped and cut like
-    every request-derived value (``kind`` and ``reason`` quote theirs already)."""
+    """The record of one refused request, on one line: the origin is escaped and cut like
+    every request-derived value (``kind`` and ``reason`` quote theirs already). The layer
+    writes it through :meth:`RefusalLog.refused`, which bounds how many it writes."""
     if len(reason) > 2 * LOGGED_LENGTH:
         reason = reason[: 2 * LOGGED_LENGTH] + "..."
     logger.info("CORS refused %s from origin %s: %s", kind, loggable(origin), reason)
@@ -626,9 +676,10 @@ class PathScopedCORSMiddleware:
 
     def __init__(self, app: ASGIApp, policies: CORSPolicies) -> None:
         self.policies = policies
-        self.default = PolicyCORSMiddleware(app, policies.default, policies)
+        refusals = RefusalLog()  # one bound for the whole app, whatever the path
+        self.default = PolicyCORSMiddleware(app, policies.default, policies, refusals)
         self.named = {
-            name: PolicyCORSMiddleware(app, policy, policies)
+            name: PolicyCORSMiddleware(app, policy, policies, refusals)
             for name, policy in policies.named.items()
         }
 
@@ -660,3 +711,96 @@ def add_cors(app: FastAPI, settings: CORSSettings) -> None:
         app.add_middleware(PathScopedCORSMiddleware, policies=policies)
     else:
         app.add_middleware(PolicyCORSMiddleware, policy=policies.default, policies=policies)
+
+
+class RefusalLog:
+    """The refusal records of one app, bounded whatever the rate of refusals.
+
+    The first ``bound`` refusals of an interval of ``interval`` seconds get a record each,
+    at once, with the policy's reason (what ``cors explain`` says). Past the bound, a
+    refusal is only counted: by origin for the first ``tracked`` distinct origins of the
+    interval, the others in one number, so memory stays bounded too. The first refusal
+    after the interval ends writes one summary record for it (how many were refused, the
+    ``top`` origins with their counts, how many more origins), then starts the next
+    interval with a fresh bound, so a new origin's first refusal after a quiet spell is
+    logged at once with its reason. No thread or timer runs: when refusals stop, the
+    summary of the last interval comes with the next refusal, late, or never.
+
+    So at most ``bound + 1`` records per interval. Only refusals reach this class: an
+    allowed request pays nothing. The counters sit behind a lock, for apps used from
+    several threads (tests; the server runs one event loop per process, where the lock
+    is never contended). ``clock`` is injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        bound: int = REFUSAL_LOG_BOUND,
+        interval: float = REFUSAL_LOG_INTERVAL,
+        tracked: int = REFUSAL_ORIGINS_TRACKED,
+        top: int = REFUSAL_SUMMARY_TOP,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.bound, self.interval, self.tracked, self.top = bound, interval, tracked, top
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._start: float | None = None  # the current interval's first refusal
+        self._logged = 0  # records written in the current interval
+        self._counts: dict[str, int] = {}  # refusals by origin (cut), at most `tracked`
+        self._untracked = 0  # refusals from origins past the first `tracked`
+
+    def refused(self, kind: str, origin: str, reason: str | Callable[[], str]) -> None:
+        """Record or count one refusal; ``reason`` may be a callable, called only when the
+        refusal gets a record of its own."""
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        now = self.clock()
+        key = origin[: LOGGED_LENGTH + 1]  # loggable() cuts at LOGGED_LENGTH and marks it
+        with self._lock:
+            summary = self._next_interval(now)
+            if key in self._counts or len(self._counts) < self.tracked:
+                self._counts[key] = self._counts.get(key, 0) + 1
+            else:
+                self._untracked += 1
+            own_record = self._logged < self.bound
+            self._logged += own_record
+        if summary is not None:
+            logger.info("%s", summary)
+        if own_record:
+            log_refusal(kind, origin, reason if isinstance(reason, str) else reason())
+
+    @property
+    def tracked_origins(self) -> int:
+        """How many distinct origins the current interval holds counts for."""
+        return len(self._counts)
+
+    def _next_interval(self, now: float) -> str | None:
+        """Start a new interval when the current one is over; the summary of the one that
+        ended, if any of its refusals went without a record of their own."""
+        if self._start is not None and now - self._start < self.interval:
+            return None
+        summary = self._summary() if self._start is not None else None
+        self._start, self._logged, self._counts, self._untracked = now, 0, {}, 0
+        return summary
+
+    def _summary(self) -> str | None:
+        total = sum(self._counts.values()) + self._untracked
+        unlogged = total - min(total, self.bound)
+        if unlogged == 0:
+            return None
+        top = heapq.nlargest(self.top, self._counts.items(), key=lambda item: item[1])
+        shown = ", ".join(f"{loggable(origin)} {count}" for origin, count in top)
+        more = len(self._counts) - len(top)
+        text = (
+            f"CORS refused {total} requests in {self.interval:g} s, {unlogged} of them "
+            f"without a record of their own (at most {self.bound} per {self.interval:g} s); "
+            f"by origin: {shown}"
+        )
+        if more:
+            text += f", and {more} more origins"
+        if self._untracked:
+            text += (
+                f", and {self._untracked} requests from further origins (past the first "
+                f"{self.tracked}, not counted by origin)"
+            )
+        return text

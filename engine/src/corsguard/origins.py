@@ -23,6 +23,11 @@ from publicsuffixlist import PublicSuffixList
 WILDCARD = "*"
 NULL = "null"
 DEFAULT_PORTS = {"http": 80, "https": 443}
+# DNS limits (RFC 1035, 2.3.4): a host name of at most 253 characters (255 octets on the
+# wire), each label of at most 63. Configured entries are held to them here, and the
+# middleware refuses a requested host beyond them before a pattern can allow it.
+MAX_HOST_LENGTH = 253
+MAX_LABEL_LENGTH = 63
 
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -35,6 +40,7 @@ _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4_CANONICAL = re.compile("^" + r"\.".join([_OCTET] * 4) + "$")
 _PORT = re.compile(r"^[1-9][0-9]{0,4}$")
 _LOCAL = re.compile(r"^(localhost|127\.0\.0\.1)([:/]|$)")
+_LONG_LABEL = re.compile(rf"[^.]{{{MAX_LABEL_LENGTH + 1}}}")
 
 
 class OriginError(ValueError):
@@ -93,6 +99,8 @@ class PatternSet:
         host, colon, port = rest.partition(":")
         if colon and not port:
             return None  # 'https://a.example.com:' is not how a browser sends an origin
+        if len(host) > MAX_HOST_LENGTH:
+            return None  # no DNS name is this long (labels over 63: _SUBDOMAINS below)
         found, found_at = None, -1
         dot = host.rfind(".")
         while dot != -1 and len(host) - dot - 1 <= self._longest:
@@ -235,10 +243,21 @@ def _check_structure(raw: str, entry: str) -> None:
             f"{raw!r}: '*' may only stand for the leftmost labels of a host name, as in "
             f"'{scheme}://*.example.com'"
         )
+    if _LONG_LABEL.search(host):
+        raise OriginError(
+            f"{raw!r} has a label of more than {MAX_LABEL_LENGTH} characters in its host "
+            f"name: DNS allows at most {MAX_LABEL_LENGTH} between dots; use a shorter name"
+        )
     if not _HOST_NAME.match(host.removeprefix("*.")):
         raise OriginError(
             f"{raw!r} has an invalid host name '{host}': use letters, digits and hyphens "
             "between dots"
+        )
+    if len(host) > MAX_HOST_LENGTH:
+        raise OriginError(
+            f"{raw!r} has a host name of {len(host)} characters: DNS names have at most "
+            f"{MAX_HOST_LENGTH}, so no browser sends it (and the service refuses such a host "
+            "under a pattern); use a shorter name"
         )
     numeric = _NUMERIC_LABEL.match(host.rsplit(".", 1)[-1])
     if numeric and not host.startswith("*.") and not _IPV4_CANONICAL.match(host):
