@@ -75,6 +75,9 @@ def test_no_leftover_jinja(rendered: dict[str, Path], answers: str) -> None:
         assert "{{" not in path.name and "{%" not in path.name, path
         if path.is_file():
             text = path.read_text(encoding="utf-8")
+            if ".github" in path.parts:
+                # GitHub's own expressions, ${{ matrix.python }}, are meant to be there.
+                text = re.sub(r"\$\{\{[^{}]*\}\}", "", text)
             assert not re.search(r"\{\{|\{%|\{#|%\}|#\}", text), path
 
 

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -26,7 +27,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ModelWrapValidatorHandler,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -564,7 +564,7 @@ class CORSSettings(BaseSettings):
 
     @model_validator(mode="wrap")
     @classmethod
-    def _one_message(cls, data: Any, handler: ModelWrapValidatorHandler[Self]) -> Self:
+    def _one_message(cls, data: Any, handler: Callable[[Any], Any]) -> Any:
         """Every validation error as one :class:`ConfigError`, for ``Settings()`` too."""
         try:
             return handler(data)
