@@ -42,7 +42,6 @@ from .browser_support import (
 )
 from .conftest import ROOT, render, run
 from .firefox_support import firefox_path
-from .test_generate import ANSWER_SETS
 
 PACKAGE = "browser_check"
 ALLOWED = f"app.{TEST_DOMAIN}"  # exact origins http:// and https://app.example.test:<port>
@@ -484,26 +483,19 @@ def test_console_messages_are_quoted_in_troubleshooting() -> None:
 @pytest.mark.slow
 @pytest.mark.browser
 @pytest.mark.parametrize(
-    ("answers", "browser"),
-    [
-        ("example", "chromium"),
-        ("public-wildcard", "chromium"),
-        pytest.param("example", "firefox", marks=pytest.mark.firefox),
-    ],
+    "browser", ["chromium", pytest.param("firefox", marks=pytest.mark.firefox)]
 )
-def test_generated_browser_suite_passes(
-    template_repo: Path, tmp_path: Path, answers: str, browser: str
-) -> None:
-    """The opt-in browser suite a generated project ships, run as its owner would:
-    every origin of every profile, with and without credentials and wildcards."""
+def test_the_engine_browser_suite_passes(browser: str) -> None:
+    """The engine's opt-in browser suite (engine/tests/test_browser.py), run as its
+    docs say: every origin of every profile of its sample service, with and without
+    credentials and wildcards, decided by the browser itself."""
     chromium_path() if browser == "chromium" else firefox_path()
-    project = render(template_repo, tmp_path / answers, ANSWER_SETS[answers])
-    run(project, "uv", "sync", "--quiet")
     output = run(
-        project,
+        ROOT / "engine",
         "uv",
         "run",
-        "--no-sync",
+        "--group",
+        "browser",
         "pytest",
         "-m",
         "browser",

@@ -358,7 +358,7 @@ def test_engine_page_lists_the_public_interface() -> None:
 
 def test_engine_page_documents_every_config_dict_key() -> None:
     keys = config_dict_keys()
-    assert keys == ["cors_profiles", "cors_environment_variable"], keys
+    assert "cors_profiles" in keys and "cors_environment_variable" in keys, keys
     sections = code_sections(page("engine.md"))
     assert sorted(set(keys) - set(sections)) == [], "CORSConfigDict keys without a section"
 
