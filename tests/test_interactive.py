@@ -90,6 +90,7 @@ def help_lines(question: str) -> list[str]:
     return [line.strip() for line in QUESTIONS[question]["help"].splitlines()]
 
 
+@pytest.mark.slow  # a whole interactive copy in a terminal: about 20 s
 def test_plain_text_answers_make_a_service_at_80_columns(
     template_repo: Path, tmp_path: Path
 ) -> None:

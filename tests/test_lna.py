@@ -145,6 +145,7 @@ def updated_service(tmp_path: Path) -> Path:
     return project
 
 
+@pytest.mark.slow
 def test_a_service_with_the_answer_recorded_updates_cleanly(updated_service: Path) -> None:
     project = updated_service
     changed = git(project, "status", "--porcelain").splitlines()

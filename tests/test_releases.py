@@ -270,6 +270,7 @@ def test_a_service_from_an_earlier_release_updates_to_the_working_tree(
     assert imported.split() == [ENGINE_VERSION, "site-packages"], imported
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["inline", "rej"])
 def test_the_update_from_0_3_0_deletes_the_vendored_engine_even_where_the_owner_edited_it(
     history: Path, tmp_path: Path, mode: str

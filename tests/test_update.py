@@ -619,6 +619,7 @@ def update_with_data(project: Path, key: str, value: str) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("key", "value", "setting", "expected"),
     [
