@@ -309,21 +309,9 @@ class PolicyCORSMiddleware:
             if reason is not None:
                 await write_refused(scope, origin, reason, self.refusals)(scope, receive, send)
                 return
-        await self.respond(scope, receive, send, self.response_headers(origin))
-
-    async def respond(self, scope: Scope, receive: Receive, send: Send, added: RawHeaders) -> None:
-        """Run the app with ``added`` on its response; answer its unhandled exception.
-
-        An exception the app raises before its response starts is answered here with a
-        JSON 500 that carries the CORS headers (Starlette's 500 comes from outside this
-        layer and would lack them), and then raised again, as Starlette's
-        ``ServerErrorMiddleware`` does: the server logs it with its traceback (uvicorn:
-        "Exception in ASGI application"; the response is complete by then, so uvicorn
-        only closes the connection) and ``TestClient`` raises it in the test. The layer
-        logs nothing itself, so each failure has one traceback in the log. Outside the
-        layer, ``ServerErrorMiddleware`` sees the response started and sends no second
-        one (it still calls an owner's 500 handler, for its side effects).
-        """
+        # Run the app with the CORS headers on its response (written out here, not in a
+        # method of its own: this is every request's path, and a call costs).
+        added = self.response_headers(origin)
         started = False
 
         async def send_with_cors(message: Message) -> None:
@@ -333,6 +321,10 @@ class PolicyCORSMiddleware:
                 message["headers"] = with_headers(message.get("headers", ()), added)
             await send(message)
 
+        # An exception the app raises before its response starts gets a JSON 500 with the
+        # CORS headers (Starlette's own 500 comes from outside this layer, without them),
+        # then is raised again, as Starlette's ServerErrorMiddleware does: the server logs
+        # its one traceback, and TestClient raises it in the owner's test.
         try:
             await self.app(scope, receive, send_with_cors)
         except Exception:
