@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .check import DEFAULT_PATH, DEFAULT_TIMEOUT, check_command
+from .doctor import doctor_command
 from .explain import describe_policies, explain
 from .origins import OriginError
 from .settings import ConfigError, CORSSettings, variables_set
@@ -128,11 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds to wait for each answer (default {DEFAULT_TIMEOUT:g})",
     )
     check_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor_parser = cors.add_parser(
+        "doctor",
+        help="what is left of the app's old CORS, each with its fix (exit 0 clean, 1 "
+        "findings, 2 bad input)",
+    )
+    doctor_parser.add_argument(
+        "app", help="the app as its server imports it: module:app, or module:factory"
+    )
+    doctor_parser.add_argument("--json", action="store_true", help="print the report as JSON")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    if arguments.action == "doctor":  # reads the app itself: no settings class needed
+        return doctor_command(arguments.app, arguments.json)
     try:
         settings_cls = settings_class(arguments.settings)
         if arguments.action == "show":
