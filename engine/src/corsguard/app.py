@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from .settings import (
     ConfigError,
     CORSSettings,
-    dotenv_file_values,
+    environment_setting,
     unprefixed_variables,
     variable_names,
     variables_set,
@@ -120,22 +120,12 @@ def first_to_report(within: float = 60.0) -> bool:
     return True
 
 
-def environment_source(settings_cls: type[CORSSettings]) -> str | None:
-    """Where the profile's variable is set: "the environment", ".env", or None."""
-    wanted = settings_cls.environment_variable().upper()
-    if any(name.upper() == wanted for name in os.environ):
-        return "the environment"
-    env_file = settings_cls.model_config.get("env_file")
-    if any(name.upper() == wanted for name in dotenv_file_values(env_file)):
-        return ".env"
-    return None
-
-
 def startup_line(settings: CORSSettings) -> str:
     """Which environment and policy are in force, and which values variables set."""
     settings_cls = type(settings)
     variable = settings_cls.environment_variable()
-    source = environment_source(settings_cls)
+    found = environment_setting(settings_cls, settings_cls.model_config.get("env_file"))
+    source = None if found is None else found[1]
     profiles = list(settings_cls.profiles().profiles)
     if source == "the environment":
         chosen = f"{variable}={settings.environment}"

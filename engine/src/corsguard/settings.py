@@ -649,13 +649,23 @@ class EnvironmentSource(PydanticBaseSettingsSource):
         return None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        wanted = _cors_class(self.settings_cls).environment_variable().upper()
-        env_file = getattr(self.dotenv, "env_file", None)
-        for found in (dict(os.environ), dotenv_file_values(env_file)):
-            for name, value in found.items():
-                if name.upper() == wanted:
-                    return {"environment": value}
-        return {}
+        cls = _cors_class(self.settings_cls)
+        found = environment_setting(cls, getattr(self.dotenv, "env_file", None))
+        return {} if found is None else {"environment": found[0]}
+
+
+def environment_setting(settings_cls: type[CORSSettings], env_file: Any) -> tuple[str, str] | None:
+    """The value of the variable that picks the profile, and where it is set ("the
+    environment", else ".env" read from ``env_file``); None when it is set nowhere. Names
+    compare case-insensitively, as pydantic-settings' do."""
+    wanted = settings_cls.environment_variable().upper()
+    for name, value in os.environ.items():
+        if name.upper() == wanted:
+            return value, "the environment"
+    for name, value in dotenv_file_values(env_file).items():  # read only when needed
+        if name.upper() == wanted:
+            return value, ".env"
+    return None
 
 
 class WithoutEnvironment(PydanticBaseSettingsSource):
