@@ -7,7 +7,6 @@ Exit status: 0 when clean, 1 with findings, 2 on bad input.
 
 from __future__ import annotations
 
-import asyncio
 import fnmatch
 import importlib
 import importlib.metadata
@@ -22,14 +21,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from dotenv import dotenv_values
 from starlette.applications import Starlette
 from starlette.middleware.cors import CORSMiddleware
 from starlette.routing import Mount, Route
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
+from .explain import asgi_request, run
 from .middleware import PathScopedCORSMiddleware, PolicyCORSMiddleware
-from .settings import CORSSettings, variable_names
+from .settings import CORSSettings, dotenv_file_values, variable_names
 
 CLEAN, FINDINGS, BAD_INPUT = 0, 1, 2
 PROBE_ORIGIN = "https://doctor-probe.invalid"
@@ -166,46 +165,22 @@ async def _noop(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _answer(asgi: Any, method: str, headers: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    sent: list[Message] = []
-
-    async def receive() -> Message:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: Message) -> None:
-        sent.append(message)
-
-    scope: Scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "server": ("testserver", 80),
-        "client": ("127.0.0.1", 50000),
-        "path": "/",
-        "raw_path": b"/",
-        "root_path": "",
-        "query_string": b"",
-        "headers": [(b"host", b"testserver"), (b"origin", PROBE_ORIGIN.encode()), *headers],
-    }
-    await asgi(scope, receive, send)
-    start = next((m for m in sent if m["type"] == "http.response.start"), None)
-    raw = start.get("headers", []) if start else []
-    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in raw}
-
-
 def probe(middleware: Any) -> dict[str, dict[str, str]]:
     """What ``middleware`` alone answers a preflight and a credentialed GET from the probe
     origin: ``{"preflight": {...}, "get": {...}}`` of the CORS headers it returned."""
     asgi = middleware.cls(_noop, *middleware.args, **middleware.kwargs)
-    preflight = [(b"access-control-request-method", b"GET")]
+    preflight = {"Origin": PROBE_ORIGIN, "Access-Control-Request-Method": "GET"}
     answers = {
-        "preflight": asyncio.run(_answer(asgi, "OPTIONS", preflight)),
-        "get": asyncio.run(_answer(asgi, "GET", [(b"cookie", b"doctor=probe")])),
+        "preflight": run(asgi_request(asgi, "OPTIONS", "/", preflight)),
+        "get": run(
+            asgi_request(asgi, "GET", "/", {"Origin": PROBE_ORIGIN, "Cookie": "doctor=probe"})
+        ),
     }
     wanted = ("access-control-allow-origin", "access-control-allow-credentials")
-    return {kind: {k: v for k, v in got.items() if k in wanted} for kind, got in answers.items()}
+    return {
+        kind: {name: answer.headers[name] for name in wanted if name in answer.headers}
+        for kind, answer in answers.items()
+    }
 
 
 def _describe_answer(kind: str, headers: dict[str, str]) -> str:
@@ -359,11 +334,8 @@ def is_old_cors_name(name: str) -> bool:
 
 def variables(start: Path | None = None) -> dict[str, tuple[str, str]]:
     """The process environment and the cwd's ``.env``: name to (where, value)."""
-    found: dict[str, tuple[str, str]] = {}
-    env_file = (start or Path.cwd()) / ".env"
-    if env_file.is_file():
-        values = dotenv_values(env_file)
-        found.update({k: (".env", v) for k, v in values.items() if v is not None})
+    values = dotenv_file_values((start or Path.cwd()) / ".env")
+    found = {name: (".env", value) for name, value in values.items()}
     found.update({k: ("the environment", v) for k, v in os.environ.items()})
     return found
 
