@@ -20,6 +20,7 @@ from .explain import Verdict, explain
 from .middleware import CORSPolicies, CORSPolicy, add_cors
 from .origins import NULL, WILDCARD, OriginError, parse_origin
 from .settings import ConfigError, CORSConfigDict, CORSSettings, PathPolicy, ServiceFile
+from .store import RuntimeOrigins, StoredOrigin, StoreError
 
 __version__ = version("corsguard")
 
@@ -33,7 +34,10 @@ __all__ = [
     "ConfigError",
     "OriginError",
     "PathPolicy",
+    "RuntimeOrigins",
     "ServiceFile",
+    "StoreError",
+    "StoredOrigin",
     "Verdict",
     "__version__",
     "add_cors",

@@ -25,6 +25,7 @@ from .settings import (
     variable_names,
     variables_set,
 )
+from .store import RuntimeOrigins
 
 LOGGER = "corsguard"
 # Always at INFO: the one start-up line must show at the service's default level too.
@@ -86,7 +87,8 @@ def app_or_exit(create_app: Callable[[], FastAPI]) -> FastAPI:
         raise SystemExit(STARTUP_FAILURE) from None
     settings = getattr(app.state, "cors_settings", None)
     if isinstance(settings, CORSSettings):
-        startup_logger.info("%s", startup_line(settings))
+        runtime = getattr(app.state, "cors_origins", None)
+        startup_logger.info("%s", startup_line(settings, runtime))
     return app
 
 
@@ -120,8 +122,9 @@ def first_to_report(within: float = 60.0) -> bool:
     return True
 
 
-def startup_line(settings: CORSSettings) -> str:
-    """Which environment and policy are in force, and which values variables set."""
+def startup_line(settings: CORSSettings, runtime: RuntimeOrigins | None = None) -> str:
+    """Which environment and policy are in force, and which values variables set; with
+    ``runtime``, how many run-time origins the store gave (or that it could not)."""
     settings_cls = type(settings)
     variable = settings_cls.environment_variable()
     found = environment_setting(settings_cls, settings_cls.model_config.get("env_file"))
@@ -152,6 +155,13 @@ def startup_line(settings: CORSSettings) -> str:
             for name, path in settings.cors_path_policies.items()
         )
         parts.append(f"path policies {'; '.join(named)}")
+    if runtime is not None:
+        if runtime.problem:
+            parts.append(f"run-time origins NONE: store {runtime.store.name} unreachable")
+        else:
+            skipped = len(runtime.snapshot.skipped)
+            line = f"run-time origins {runtime.snapshot.count} from {runtime.store.name}"
+            parts.append(line + (f" ({skipped} bad rows skipped)" if skipped else ""))
     names = variable_names(settings_cls)
     overridden = sorted(
         name

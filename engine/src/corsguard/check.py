@@ -36,9 +36,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from .explain import SIMPLE_METHODS, policy_label
-from .middleware import CORSPolicies, CORSPolicy, add_cors
+from .middleware import CORSPolicies, CORSPolicy, install_cors, runtime_origins
 from .origins import NULL, WILDCARD, OriginPattern, is_pattern
 from .settings import CORSSettings
+from .store import RuntimeOrigins
 
 PACKAGE = "corsguard"
 AGREES, DISAGREES, BAD_INPUT = 0, 1, 2
@@ -353,10 +354,10 @@ class LocalAnswers:
     ``create_app`` does, in front of an app that answers every path with an empty 200:
     what the service sends when nothing stands in front of it."""
 
-    def __init__(self, settings: CORSSettings) -> None:
+    def __init__(self, settings: CORSSettings, runtime: RuntimeOrigins | None = None) -> None:
         self.app = FastAPI(openapi_url=None)
         self.app.add_api_route("/{path:path}", _empty, methods=["GET"])
-        add_cors(self.app, settings)
+        install_cors(self.app, settings, runtime)
 
     def answers(self, probes: Sequence[Probe]) -> list[Answer]:
         async def ask() -> list[Answer]:
@@ -843,8 +844,12 @@ def check(
         )
     base = service_url(url)
     paths = list(dict.fromkeys(request_path(path) for path in paths))
+    # The run-time origins as the service's store holds them now: probed like the others.
+    runtime = runtime_origins(settings)
     policies = CORSPolicies.from_settings(settings)
-    local = LocalAnswers(settings)
+    if runtime is not None:
+        policies = policies.with_runtime(runtime.snapshot)
+    local = LocalAnswers(settings, runtime)
     report = Report(base, settings.environment)
     start = time.monotonic()
     with httpx.Client(

@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from .check import DEFAULT_PATH, DEFAULT_TIMEOUT, check_command
 from .doctor import doctor_command
 from .explain import describe_policies, explain
+from .middleware import runtime_origins
 from .origins import OriginError
 from .settings import ConfigError, CORSSettings, variables_set
+from .store import RuntimeOrigins, StoreError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -129,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"seconds to wait for each answer (default {DEFAULT_TIMEOUT:g})",
     )
     check_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_origins_parser(cors)
     doctor_parser = cors.add_parser(
         "doctor",
         help="what is left of the app's old CORS, each with its fix (exit 0 clean, 1 "
@@ -150,10 +155,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if arguments.action == "show":
             return show(settings_cls)
         arguments.env = environment_of(settings_cls, arguments.env, arguments.action)
+        if arguments.action == "origins":
+            return origins_command(settings_cls, arguments)
         if arguments.action == "check":
             return check_command(settings_cls, arguments)
         return explain_command(settings_cls, arguments)
-    except (ConfigError, OriginError) as error:
+    except (ConfigError, OriginError, StoreError) as error:
         print(error, file=sys.stderr)
         return BAD_INPUT
 
@@ -183,7 +190,10 @@ def environment_of(settings_cls: type[CORSSettings], given: str | None, command:
 def show(settings_cls: type[CORSSettings]) -> int:
     # Load every environment first, so that an invalid one prints only its error.
     names = list(settings_cls.profiles().profiles) or [settings_cls.load().environment]
-    policies = {name: describe_policies(settings_cls.load(environment=name)) for name in names}
+    policies = {}
+    for name in names:
+        settings = settings_cls.load(environment=name)
+        policies[name] = describe_policies(settings, runtime_origins(settings))
     for environment, lines in policies.items():
         print(f"{environment or '(no profiles file)'}:")
         print("\n".join(lines))
@@ -197,6 +207,7 @@ def explain_command(settings_cls: type[CORSSettings], arguments: argparse.Namesp
     if any(not header.strip() for header in arguments.header):
         raise OriginError("--header needs a header name, as in --header Authorization")
     settings = settings_cls.load(environment=arguments.env)
+    runtime = runtime_origins(settings)
     verdict = explain(
         settings,
         arguments.origin,
@@ -204,10 +215,11 @@ def explain_command(settings_cls: type[CORSSettings], arguments: argparse.Namesp
         arguments.header,
         arguments.credentials,
         arguments.path,
+        runtime,
     )
     headers = ", ".join(arguments.header) or "none"
     print(f"Effective policy of {arguments.env} (profiles, environment and .env applied):")
-    print("\n".join(describe_policies(settings)))
+    print("\n".join(describe_policies(settings, runtime)))
     print(
         f"Request: origin {verdict.origin}, {arguments.method} {arguments.path}, headers {headers}"
     )
@@ -221,6 +233,101 @@ def explain_command(settings_cls: type[CORSSettings], arguments: argparse.Namesp
     for problem in verdict.problems:
         print(f"  - {problem}")
     return REFUSED
+
+
+def add_origins_parser(commands: Any) -> None:
+    origins = commands.add_parser(
+        "origins",
+        help="add, remove or list run-time origins in the origin store (CORS_ORIGIN_STORE)",
+    )
+    actions = origins.add_subparsers(dest="origins_action", required=True)
+    for verb, text in (
+        ("add", "allow ORIGIN (or a pattern) from now on, in every process"),
+        ("remove", "stop allowing ORIGIN, in every process"),
+        ("list", "every run-time origin in the store, and the rows it skips"),
+    ):
+        sub = actions.add_parser(verb, help=text)
+        if verb != "list":
+            sub.add_argument("origin", help="an origin, as https://tenant.example.com")
+            sub.add_argument("--by", help="who makes the change (logged and stored)")
+        sub.add_argument(
+            "--policy",
+            default=None,
+            help="the path policy the entry belongs to (default: the default policy)",
+        )
+        sub.add_argument(
+            "--env",
+            help="the environment whose rules apply (default: the variable that picks the profile)",
+        )
+        if verb == "list":
+            sub.add_argument("--json", action="store_true", help="print the rows as JSON")
+
+
+def origins_command(settings_cls: type[CORSSettings], arguments: argparse.Namespace) -> int:
+    settings = settings_cls.load(environment=arguments.env)
+    if not settings.cors_origin_store:
+        variable = settings.env_name("cors_origin_store")
+        raise ConfigError(
+            f"{arguments.env} has no origin store: set {variable} (as in "
+            f"{variable}=sqlite:///var/lib/service/origins.db, or a postgresql:// URL), or "
+            "cors_origin_store in its profile"
+        )
+    runtime = RuntimeOrigins(settings)
+    store = runtime.store.name
+    if arguments.origins_action == "list":
+        return list_origins(runtime, arguments)
+    policy = "the default policy" if not arguments.policy else f"the {arguments.policy!r} policy"
+    if arguments.origins_action == "add":
+        entry = runtime.add(arguments.origin, arguments.policy, arguments.by)
+        print(
+            f"{entry} is a run-time origin of {policy} ({store}); every process of the "
+            "service applies it within a second"
+        )
+        return ALLOWED
+    if runtime.remove(arguments.origin, arguments.policy, arguments.by):
+        print(
+            f"removed {arguments.origin} from {policy} ({store}); every process of the "
+            "service stops allowing it within a second"
+        )
+        return ALLOWED
+    print(
+        f"{arguments.origin} is not a run-time origin of {policy} in {store}: see "
+        "corsguard origins list",
+        file=sys.stderr,
+    )
+    return REFUSED
+
+
+def list_origins(runtime: RuntimeOrigins, arguments: argparse.Namespace) -> int:
+    rows = [
+        (row, problem)
+        for row, problem in runtime.list()
+        if arguments.policy is None or row.policy_name == arguments.policy
+    ]
+    if arguments.json:
+        print(
+            json.dumps(
+                [
+                    {
+                        "origin": row.origin,
+                        "policy": row.policy_name,
+                        "added_by": row.added_by,
+                        "added_at": row.added_at,
+                        "skipped": problem,
+                    }
+                    for row, problem in rows
+                ],
+                indent=2,
+            )
+        )
+        return ALLOWED
+    print(f"run-time origins in {runtime.store.name}: {len(rows)}")
+    for row, problem in rows:
+        by = f" by {row.added_by}" if row.added_by else ""
+        print(f"  {row.origin}  ({row.policy_name} policy, added {row.added_at}{by})")
+        if problem:
+            print(f"    SKIPPED, never applied: {problem}")
+    return ALLOWED
 
 
 if __name__ == "__main__":

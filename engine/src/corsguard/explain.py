@@ -20,9 +20,10 @@ from starlette.datastructures import Headers
 from starlette.middleware.cors import SAFELISTED_HEADERS
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .middleware import SAFE_METHODS, CORSPolicies, CORSPolicy, add_cors
+from .middleware import SAFE_METHODS, CORSPolicies, CORSPolicy, install_cors, runtime_origins
 from .origins import WILDCARD, OriginError, is_pattern, parse_origin
 from .settings import CORSSettings
+from .store import RuntimeOrigins, redacted
 
 # Requests a browser sends without a preflight (when they carry only safelisted headers).
 SIMPLE_METHODS = frozenset({"GET", "HEAD", "POST"})
@@ -98,6 +99,7 @@ def explain(
     headers: Sequence[str] = (),
     credentials: bool = False,
     path: str = "/",
+    runtime: RuntimeOrigins | None = None,
 ) -> Verdict:
     """Judge one cross-origin request to ``path`` by asking the CORS layer itself.
 
@@ -105,14 +107,20 @@ def explain(
     process (see :func:`ask_layer`); the verdict is what a browser concludes from the
     answers. The policy only supplies the words: which rule, why, and the fix.
     """
+    origin, notes = origin_of(origin_text)
+    if runtime is None:  # read from the store, as the app does when it starts
+        runtime = runtime_origins(settings)
     policies = CORSPolicies.from_settings(settings)
+    if runtime is not None:
+        policies = policies.with_runtime(runtime.snapshot)
+        if runtime.problem:
+            notes.append(f"{runtime.problem}: judged without run-time origins")
     name, label = policy_label(policies, path)
     policy = policies.for_path(path)
-    origin, notes = origin_of(origin_text)
     method, method_note = sent_method(method)
     notes += method_note
     request = BrowserRequest(origin, method, tuple(h.strip() for h in headers), path)
-    answers = ask_layer(settings, request)
+    answers = ask_layer(settings, request, runtime)
 
     def variable(field_name: str) -> str:
         return settings.policy_env_name(name, field_name)
@@ -216,7 +224,9 @@ async def _empty(scope: Scope, receive: Receive, send: Send) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def ask_layer(settings: CORSSettings, request: BrowserRequest) -> LayerAnswers:
+def ask_layer(
+    settings: CORSSettings, request: BrowserRequest, runtime: RuntimeOrigins | None = None
+) -> LayerAnswers:
     """Send ``request`` as a browser would through the layer ``add_cors`` installs, in
     front of an app that answers everything: the preflight when one is needed, then the
     request itself (a form, ``sendBeacon`` or a no-cors fetch sends an unsafe method
@@ -224,7 +234,7 @@ def ask_layer(settings: CORSSettings, request: BrowserRequest) -> LayerAnswers:
     layer's 403, which carries no CORS headers. In process, over ASGI: no network."""
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     app.mount("", _empty)
-    add_cors(app, settings)
+    install_cors(app, settings, runtime)
 
     async def ask() -> LayerAnswers:
         preflight = None
@@ -395,9 +405,13 @@ def _origin_rule(policy: CORSPolicy, origin: str) -> str | None:
     if policy.allows_any_origin:
         return "the entry '*' (any origin)"
     if origin in policy.origins:
-        return f"the entry {origin!r}"
+        kind = "run-time entry" if origin in policy.runtime else "entry"
+        return f"the {kind} {origin!r}"
     pattern = policy.patterns.match(origin)
-    return None if pattern is None else f"the pattern {str(pattern)!r}"
+    if pattern is None:
+        return None
+    kind = "run-time pattern" if str(pattern) in policy.runtime else "pattern"
+    return f"the {kind} {str(pattern)!r}"
 
 
 def _origin_problem(policy: CORSPolicy, origin: str, variable: str) -> str:
@@ -418,14 +432,16 @@ def _origin_problem(policy: CORSPolicy, origin: str, variable: str) -> str:
     return f"{refusal.reason}: {fix}"
 
 
-def describe_policies(settings: CORSSettings) -> list[str]:
-    """The effective policies, one ``VARIABLE  value`` line per field."""
+def describe_policies(settings: CORSSettings, runtime: RuntimeOrigins | None = None) -> list[str]:
+    """The effective policies, one ``VARIABLE  value`` line per field; with ``runtime``,
+    the store and each policy's run-time origins too."""
     rows: dict[str, str] = {}
     policies = [(None, settings.default_policy), *settings.cors_path_policies.items()]
     for name, policy in policies:
         for field_name, value in (
             ("prefixes", _listed(policy.prefixes)),
             ("allow_origins", _listed(policy.allow_origins)),
+            *_runtime_row(runtime, name),
             ("allow_credentials", _flag(policy.allow_credentials)),
             ("allow_methods", ", ".join(policy.allow_methods)),
             ("allow_headers", _listed(policy.allow_headers)),
@@ -434,12 +450,29 @@ def describe_policies(settings: CORSSettings) -> list[str]:
             ("allow_private_network", _flag(policy.allow_private_network)),
         ):
             if name is not None or field_name != "prefixes":
-                rows[settings.policy_env_name(name, field_name)] = value
+                base, _, note = field_name.partition(" ")
+                rows[f"{settings.policy_env_name(name, base)} {note}".rstrip()] = value
     protection = settings.env_name("cors_cross_origin_protection")
     rows[protection] = _flag(settings.cors_cross_origin_protection)
     rows[settings.env_name("cors_cross_origin_bypass")] = _listed(settings.cors_cross_origin_bypass)
+    if settings.cors_origin_store:
+        store = settings.env_name("cors_origin_store")
+        rows[store] = redacted(settings.cors_origin_store)
+        if runtime is not None and runtime.problem:
+            rows[store] += f" (unreachable: {runtime.problem})"
+        elif runtime is not None:
+            rows[store] += f" ({runtime.snapshot.count} run-time origins in force"
+            skipped = len(runtime.snapshot.skipped)
+            rows[store] += f", {skipped} rows skipped: corsguard origins list)" if skipped else ")"
     width = max(len(variable) for variable in rows)
     return [f"  {variable:<{width}}  {value}" for variable, value in rows.items()]
+
+
+def _runtime_row(runtime: RuntimeOrigins | None, name: str | None) -> list[tuple[str, str]]:
+    """The run-time origins of one policy, as a row shown below its allow_origins."""
+    if runtime is None:
+        return []
+    return [("allow_origins (run-time)", _listed(runtime.snapshot.entries.get(name, ())))]
 
 
 def _listed(values: Sequence[str]) -> str:

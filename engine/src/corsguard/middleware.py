@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from urllib.parse import urlsplit
 
@@ -53,10 +53,12 @@ from .origins import (
     PatternSet,
     is_pattern,
 )
-from .settings import CORSSettings, PathPolicy
+from .settings import ConfigError, CORSSettings, PathPolicy
+from .store import RuntimeOrigins, Snapshot, StoreError
 
 # Refused requests, at INFO (configure_logging sets the level of "corsguard").
 logger = logging.getLogger("corsguard.refusals")
+startup_logger = logging.getLogger("corsguard.startup")
 
 # Close code for a handshake refused before it was accepted: servers answer 403.
 POLICY_VIOLATION = 1008
@@ -97,6 +99,8 @@ class CORSPolicy:
     expose_headers: tuple[str, ...]
     max_age: int
     allow_private_network: bool = False
+    # The entries of ``entries`` that came from the origin store (corsguard.store).
+    runtime: tuple[str, ...] = ()
     origins: frozenset[str] = field(init=False)
     patterns: PatternSet = field(init=False)
     any_origin: bool = field(init=False)
@@ -204,6 +208,12 @@ class CORSPolicy:
                 )
         return Refusal("unlisted", "origin not in the allowed origins")
 
+    def with_runtime(self, added: tuple[str, ...]) -> CORSPolicy:
+        """This policy with the run-time entries ``added`` beside its configured ones."""
+        configured = tuple(entry for entry in self.entries if entry not in self.runtime)
+        extra = tuple(entry for entry in added if entry not in configured)
+        return replace(self, entries=(*configured, *extra), runtime=extra)
+
     def allows_header(self, header: str) -> bool:
         """Whether a preflight may ask for ``header`` (names compare case-insensitively)."""
         allowed = {name.lower() for name in (*self.allow_headers, *SAFELISTED_HEADERS)}
@@ -233,6 +243,17 @@ class CORSPolicies:
             },
             protect_writes=settings.cors_cross_origin_protection,
             write_bypass=settings.cors_cross_origin_bypass,
+        )
+
+    def with_runtime(self, snapshot: Snapshot) -> CORSPolicies:
+        """These policies with the run-time entries of ``snapshot`` added to each."""
+        return replace(
+            self,
+            default=self.default.with_runtime(snapshot.entries.get(None, ())),
+            named={
+                name: policy.with_runtime(snapshot.entries.get(name, ()))
+                for name, policy in self.named.items()
+            },
         )
 
     def prefix_for(self, path: str) -> str | None:
@@ -277,24 +298,53 @@ class PolicyCORSMiddleware:
         policy: CORSPolicy,
         policies: CORSPolicies | None = None,
         refusals: RefusalLog | None = None,
+        runtime: RuntimeOrigins | None = None,
     ) -> None:
         """``policies`` brings the cross-origin write protection settings; without it the
         layer applies CORS only. ``refusals`` is the bounded refusal log to write to
-        (shared by the layers of one app); without it the layer has its own."""
+        (shared by the layers of one app); without it the layer has its own.
+        ``runtime`` brings origins added while the app runs: their watcher runs with the
+        app's lifespan, and each change rebuilds the policy (with ``policies`` as the
+        configured one)."""
         self.app = app
-        self.policy = policy
         self.policies = policies
         self.refusals = RefusalLog() if refusals is None else refusals
-        self.preflight = PreflightAnswers(policy, self.refusals)
+        self.other_headers = (VARY_ORIGIN,)
+        self.runtime = runtime
+        if runtime is not None and policies is not None:
+            configured = policies
+            self.use(policy.with_runtime(runtime.snapshot.entries.get(None, ())))
+            runtime.subscribers.append(
+                lambda snapshot: self.use(
+                    configured.default.with_runtime(snapshot.entries.get(None, ()))
+                )
+            )
+        else:
+            self.use(policy)
+
+    def use(self, policy: CORSPolicy) -> None:
+        """Apply ``policy`` from now on: every header that answers are made of is
+        encoded here, so that requests only look them up. Called in the event loop (by
+        the watcher of run-time origins), it replaces them between two requests."""
+        preflight = PreflightAnswers(policy, self.refusals)
         # The headers that end every response to an allowed origin, and to any other
         # request; exact origins map straight to theirs.
-        self.allowed_headers = (*simple_headers(policy), VARY_ORIGIN)
-        self.other_headers = (VARY_ORIGIN,)
-        exact = (origin.encode("latin-1") for origin in policy.origins if origin != WILDCARD)
-        self.exact_headers = {origin: self.headers_for_allowed(origin) for origin in exact}
+        allowed = (*simple_headers(policy), VARY_ORIGIN)
+        encoded = (origin.encode("latin-1") for origin in policy.origins if origin != WILDCARD)
+        exact = {
+            origin: ((b"access-control-allow-origin", origin), *allowed)
+            if preflight.explicit_origin  # not a plain '*' policy
+            else allowed
+            for origin in encoded
+        }
+        self.policy, self.preflight = policy, preflight
+        self.allowed_headers, self.exact_headers = allowed, exact
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "lifespan" and self.runtime is not None:
+                await with_watcher(self.runtime, self.app, scope, receive, send)
+                return
             await self.other(scope, receive, send)
             return
         origin = request_origin(scope["headers"])
@@ -666,7 +716,14 @@ class PathScopedCORSMiddleware:
     choice depends on the path only.
     """
 
-    def __init__(self, app: ASGIApp, policies: CORSPolicies) -> None:
+    def __init__(
+        self, app: ASGIApp, policies: CORSPolicies, runtime: RuntimeOrigins | None = None
+    ) -> None:
+        self.app = app
+        self.runtime = runtime
+        configured = policies
+        if runtime is not None:
+            policies = configured.with_runtime(runtime.snapshot)
         self.policies = policies
         refusals = RefusalLog()  # one bound for the whole app, whatever the path
         self.default = PolicyCORSMiddleware(app, policies.default, policies, refusals)
@@ -674,8 +731,22 @@ class PathScopedCORSMiddleware:
             name: PolicyCORSMiddleware(app, policy, policies, refusals)
             for name, policy in policies.named.items()
         }
+        if runtime is not None:
+            runtime.subscribers.append(lambda snapshot: self.use(configured.with_runtime(snapshot)))
+
+    def use(self, policies: CORSPolicies) -> None:
+        """Apply ``policies`` (the same paths, new origins) from now on."""
+        self.default.use(policies.default)
+        for name, layer in self.named.items():
+            layer.use(policies.named[name])
+        for layer in (self.default, *self.named.values()):
+            layer.policies = policies
+        self.policies = policies
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and self.runtime is not None:
+            await with_watcher(self.runtime, self.app, scope, receive, send)
+            return
         name = None
         if scope["type"] in ("http", "websocket"):
             name = self.policies.name_for(route_path(scope))
@@ -693,16 +764,76 @@ def route_path(scope: Scope) -> str:
     return path
 
 
+async def with_watcher(
+    runtime: RuntimeOrigins, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Pass the lifespan on, running the watcher of run-time origins while the app is up."""
+
+    async def receive_and_watch() -> Message:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            runtime.start()
+        elif message["type"] == "lifespan.shutdown":
+            await runtime.stop()
+        return message
+
+    await app(scope, receive_and_watch, send)
+
+
 def add_cors(app: FastAPI, settings: CORSSettings) -> None:
     """Install the CORS layer of ``settings``. Call it last in ``create_app``: middleware
     added later would wrap it, and the responses that middleware produces or rejects would
-    reach browsers without CORS headers."""
+    reach browsers without CORS headers.
+
+    With ``cors_origin_store`` set, the run-time origins are read here, once, before the
+    app serves (a store that cannot be read: see :func:`runtime_origins`), and are
+    ``app.state.cors_origins`` (a :class:`~corsguard.store.RuntimeOrigins`) for the
+    owner's admin routes."""
+    install_cors(app, settings, runtime_origins(settings))
+
+
+def install_cors(app: FastAPI, settings: CORSSettings, runtime: RuntimeOrigins | None) -> None:
+    """:func:`add_cors` with the run-time origins already read (or None)."""
     policies = CORSPolicies.from_settings(settings)
     app.state.cors_settings = settings  # for the start-up line
+    app.state.cors_origins = runtime
     if policies.named:
-        app.add_middleware(PathScopedCORSMiddleware, policies=policies)
+        app.add_middleware(PathScopedCORSMiddleware, policies=policies, runtime=runtime)
     else:
-        app.add_middleware(PolicyCORSMiddleware, policy=policies.default, policies=policies)
+        app.add_middleware(
+            PolicyCORSMiddleware, policy=policies.default, policies=policies, runtime=runtime
+        )
+
+
+def runtime_origins(settings: CORSSettings) -> RuntimeOrigins | None:
+    """The run-time origins of ``settings``, read from the store; None without a store.
+
+    A store that cannot be read refuses the start (:class:`ConfigError`) with
+    ``cors_origin_store_required``; otherwise the app serves the configured profile, says
+    so loudly, and its watcher keeps trying."""
+    if not settings.cors_origin_store:
+        return None
+    required = settings.env_name("cors_origin_store_required")
+    try:
+        runtime = RuntimeOrigins(settings)
+    except StoreError as error:
+        raise ConfigError(f"Invalid configuration; the service cannot start:\n  {error}") from None
+    try:
+        runtime.load()
+    except StoreError as error:
+        if settings.cors_origin_store_required:
+            raise ConfigError(
+                f"The service cannot start: {error}, and {required}=true: start the store "
+                f"(or fix {settings.env_name('cors_origin_store')}), or set {required}=false "
+                "to serve the configured profile until the store is back"
+            ) from None
+        startup_logger.error(
+            "%s: serving the configured profile WITHOUT run-time origins until the store "
+            "is back (set %s=true to refuse to start instead)",
+            error,
+            required,
+        )
+    return runtime
 
 
 class RefusalLog:

@@ -42,6 +42,7 @@ from pydantic_settings import (
 )
 
 from .origins import NULL, WILDCARD, OriginError, is_production, parse_origin
+from .store import redacted, store_url_problem
 
 if sys.version_info >= (3, 11):
     from typing import Self
@@ -368,6 +369,13 @@ class CORSSettings(BaseSettings):
     # cross-origin, from an origin the path's policy does not allow, is refused (403).
     cors_cross_origin_protection: bool = True
     cors_cross_origin_bypass: Annotated[tuple[str, ...], NoDecode] = ()
+    # Run-time origins (corsguard.store): a sqlite:/// or postgresql:// URL, "" for none.
+    cors_origin_store: str = ""
+    # A store unreachable at start-up: false serves the static profile and says so (the
+    # watcher keeps trying), true refuses to start.
+    cors_origin_store_required: bool = False
+    # Seconds between reloads when no change is pushed (a row written by hand, a lost push).
+    cors_origin_poll: float = Field(default=30.0, ge=1.0, le=3600.0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "WARNING"
 
     @classmethod
@@ -489,6 +497,14 @@ class CORSSettings(BaseSettings):
     @classmethod
     def _header_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         return header_list(value)
+
+    @field_validator("cors_origin_store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        problem = store_url_problem(value.strip())
+        if problem:
+            raise ValueError(problem)
+        return value.strip()
 
     @field_validator("cors_cross_origin_bypass")
     @classmethod
@@ -762,11 +778,13 @@ def unknown_variables(settings_cls: type[CORSSettings]) -> list[str]:
             continue
         if fnmatch.fnmatchcase(upper, settings_cls.policy_env_name("*", "*")):
             continue  # a path-policy field: its own validation names a misspelt one
-        closest = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.6)
+        # A list of origins is meant (CORS_ORIGINS): suggest the origins field, not the store.
+        candidates = [k for k in known if k.endswith("ORIGINS")] if "ORIGINS" in upper else known
+        closest = difflib.get_close_matches(upper, sorted(candidates), n=1, cutoff=0.6)
         hint = f"did you mean {closest[0]}? " if closest else ""
         problems.append(
             f"{name} is not a setting of this service: {hint}rename or unset it (the "
-            f"settings are listed by `cors show`)"
+            f"settings are listed by `corsguard show`)"
         )
     return problems
 
@@ -812,6 +830,8 @@ def describe(error: ValidationError, settings_cls: type[CORSSettings]) -> str:
         name = settings_cls.env_name(field)
         value = problem["input"]
         shown = value if isinstance(value, str) else json.dumps(value)
+        if field == "cors_origin_store" and isinstance(value, str):
+            shown = redacted(value)  # a PostgreSQL URL may carry a password
         origin = (
             "set in the environment" if _in_environment(name) else "from .env or the profiles file"
         )
