@@ -229,7 +229,11 @@ class SQLiteStore(OriginStore):
                 f"({self.path.parent}): create it, or fix CORS_ORIGIN_STORE"
             )
         try:
-            connection = sqlite3.connect(self.path, timeout=10, isolation_level=None)
+            # Used from one thread at a time, but not always the same one (the watcher's
+            # reads run in the event loop's executor).
+            connection = sqlite3.connect(
+                self.path, timeout=10, isolation_level=None, check_same_thread=False
+            )
             connection.execute("PRAGMA busy_timeout = 10000")
         except sqlite3.Error as error:
             raise StoreError(f"cannot open the origin store {self.url!r}: {error}") from None
@@ -318,8 +322,10 @@ class SQLiteStore(OriginStore):
         feed = SQLiteFeed(self)
         await asyncio.to_thread(feed.open)
         try:
+            feed.attach()
             yield feed
         finally:
+            feed.detach()
             await asyncio.to_thread(feed.close)
 
 
@@ -352,12 +358,21 @@ class SQLiteFeed:
                     "INSERT OR REPLACE INTO corsguard_listeners (address, pid) VALUES (?, ?)",
                     (self.address, os.getpid()),
                 )
-                self.loop.call_soon_threadsafe(
-                    self.loop.add_reader, self.socket.fileno(), self._readable
-                )
         except (sqlite3.Error, OSError) as error:
             self.close()
             raise StoreError(f"the origin store {self.store.url!r} failed: {error}") from None
+
+    def attach(self) -> None:
+        """Wake the watcher on each datagram (in the event loop)."""
+        if self.socket is not None:
+            self.loop.add_reader(self.socket.fileno(), self._readable)
+
+    def detach(self) -> None:
+        """Stop listening and close the socket (in the event loop)."""
+        if self.socket is not None:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(self.socket.fileno())
+            self.socket.close()
 
     def _readable(self) -> None:
         if self.socket is None:
@@ -368,14 +383,11 @@ class SQLiteFeed:
         self.pushed.set()
 
     def close(self) -> None:
-        if self.socket is not None:
-            with contextlib.suppress(Exception):
-                self.loop.call_soon_threadsafe(self.loop.remove_reader, self.socket.fileno())
-            if self.db is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    self.db.execute(
-                        "DELETE FROM corsguard_listeners WHERE address = ?", (self.address,)
-                    )
+        if self.socket is not None and self.db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute(
+                    "DELETE FROM corsguard_listeners WHERE address = ?", (self.address,)
+                )
         if self.db is not None:
             self.db.close()
         self.db = None
@@ -594,7 +606,8 @@ class RuntimeOrigins:
         self._reported: set[tuple[str | None, str]] = set()
         self._task: asyncio.Task[None] | None = None
         self._lost_since: float | None = None
-        self._last_report = 0.0
+        self._last_report = -REPORT_INTERVAL  # the first loss is reported at once
+        self._loss_reported = False
 
     # Management: what `corsguard origins` and an admin route call.
 
@@ -729,9 +742,10 @@ class RuntimeOrigins:
         now = time.monotonic()
         if self._lost_since is None:
             self._lost_since = now
-        elif now - self._last_report < REPORT_INTERVAL:
-            return
+        if now - self._last_report < REPORT_INTERVAL:
+            return  # at most one report a minute, however often the store comes and goes
         self._last_report = now
+        self._loss_reported = True
         down = now - self._lost_since
         detail = str(error) or type(error).__name__
         logger.error(
@@ -744,13 +758,14 @@ class RuntimeOrigins:
         )
 
     def _recovered(self) -> None:
-        if self._lost_since is not None or not self.loaded:
+        if self._loss_reported or not self.loaded:
             logger.warning(
                 "origin store %s reachable%s; %d run-time origins in force",
                 self.store.name,
-                "" if self._lost_since is None else " again",
+                " again" if self._loss_reported else "",
                 self.snapshot.count,
             )
+        self._loss_reported = False
         self._lost_since = None
         self.loaded = True
         self.problem = None
