@@ -315,7 +315,7 @@ class PolicyCORSMiddleware:
             configured = policies
             self.use(policy.with_runtime(runtime.snapshot.entries.get(None, ())))
             runtime.subscribers.append(
-                lambda snapshot: self.use(
+                lambda snapshot: self.prepare(
                     configured.default.with_runtime(snapshot.entries.get(None, ()))
                 )
             )
@@ -323,9 +323,14 @@ class PolicyCORSMiddleware:
             self.use(policy)
 
     def use(self, policy: CORSPolicy) -> None:
-        """Apply ``policy`` from now on: every header that answers are made of is
-        encoded here, so that requests only look them up. Called in the event loop (by
-        the watcher of run-time origins), it replaces them between two requests."""
+        """Apply ``policy`` from now on."""
+        self.prepare(policy)()
+
+    def prepare(self, policy: CORSPolicy) -> Callable[[], None]:
+        """Build what ``policy``'s answers are made of (every header encoded, so that
+        requests only look them up), and return the step that puts it in force. The
+        watcher of run-time origins builds in a thread (a set of 100,000 origins takes a
+        while) and puts it in force in the event loop, between two requests."""
         preflight = PreflightAnswers(policy, self.refusals)
         # The headers that end every response to an allowed origin, and to any other
         # request; exact origins map straight to theirs.
@@ -337,8 +342,12 @@ class PolicyCORSMiddleware:
             else allowed
             for origin in encoded
         }
-        self.policy, self.preflight = policy, preflight
-        self.allowed_headers, self.exact_headers = allowed, exact
+
+        def commit() -> None:
+            self.policy, self.preflight = policy, preflight
+            self.allowed_headers, self.exact_headers = allowed, exact
+
+        return commit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -732,16 +741,24 @@ class PathScopedCORSMiddleware:
             for name, policy in policies.named.items()
         }
         if runtime is not None:
-            runtime.subscribers.append(lambda snapshot: self.use(configured.with_runtime(snapshot)))
+            runtime.subscribers.append(
+                lambda snapshot: self.prepare(configured.with_runtime(snapshot))
+            )
 
-    def use(self, policies: CORSPolicies) -> None:
-        """Apply ``policies`` (the same paths, new origins) from now on."""
-        self.default.use(policies.default)
-        for name, layer in self.named.items():
-            layer.use(policies.named[name])
-        for layer in (self.default, *self.named.values()):
-            layer.policies = policies
-        self.policies = policies
+    def prepare(self, policies: CORSPolicies) -> Callable[[], None]:
+        """Build the layers' answers for ``policies`` (the same paths, new origins);
+        the step returned puts them in force (see :meth:`PolicyCORSMiddleware.prepare`)."""
+        steps = [self.default.prepare(policies.default)]
+        steps += [layer.prepare(policies.named[name]) for name, layer in self.named.items()]
+
+        def commit() -> None:
+            for step in steps:
+                step()
+            for layer in (self.default, *self.named.values()):
+                layer.policies = policies
+            self.policies = policies
+
+        return commit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan" and self.runtime is not None:

@@ -600,7 +600,9 @@ class RuntimeOrigins:
         self.snapshot = EMPTY
         self.loaded = False  # whether the set in force came from the store
         self.problem: str | None = None  # why the store could not be read at start-up
-        self.subscribers: list[Callable[[Snapshot], None]] = []
+        # Each layer's preparation for a new set: it builds, and returns the step that
+        # puts the set in force.
+        self.subscribers: list[Callable[[Snapshot], Callable[[], None]]] = []
         self._accepted: dict[tuple[str | None, str], str | None] = {}  # row -> entry
         self._reasons: dict[tuple[str | None, str], str] = {}  # row -> why it is skipped
         self._reported: set[tuple[str | None, str]] = set()
@@ -674,6 +676,16 @@ class RuntimeOrigins:
     def apply(self, rows: Iterable[StoredOrigin]) -> bool:
         """Make ``rows`` the set in force; True when it changed. Bad rows are skipped and
         reported once each."""
+        commit = self.prepare(rows)
+        if commit is None:
+            return False
+        commit()
+        return True
+
+    def prepare(self, rows: Iterable[StoredOrigin]) -> Callable[[], None] | None:
+        """Validate ``rows`` and build every layer's answers for them; None when the set
+        in force is the same, else the step that puts it in force. Safe to run in a
+        thread while requests are served: nothing in force changes until the step."""
         entries: dict[str | None, list[str]] = {}
         skipped = []
         rows = list(rows)
@@ -698,12 +710,22 @@ class RuntimeOrigins:
             tuple(skipped),
         )
         if snapshot.entries == self.snapshot.entries:
+            self.snapshot = snapshot  # the same entries; skipped rows may differ
+            return None
+        steps = [subscriber(snapshot) for subscriber in self.subscribers]
+
+        def commit() -> None:
+            for step in steps:
+                step()
             self.snapshot = snapshot
-            return False
-        self.snapshot = snapshot
-        for subscriber in self.subscribers:
-            subscriber(snapshot)
-        return True
+
+        return commit
+
+    async def _reload(self, feed: Feed) -> None:
+        """Read the store and put its set in force, building it off the event loop."""
+        commit = await asyncio.to_thread(self.prepare, await feed.rows())
+        if commit is not None:
+            commit()  # in the event loop: between two requests
 
     # The watcher, in the server's event loop.
 
@@ -725,12 +747,12 @@ class RuntimeOrigins:
             try:
                 async with self.store.listen() as feed:
                     await asyncio.to_thread(self.store.migrate)
-                    self.apply(await feed.rows())  # catches up on whatever was missed
+                    await self._reload(feed)  # catches up on whatever was missed
                     self._recovered()
                     backoff = 0.25
                     while True:
                         await feed.wait(poll)
-                        self.apply(await feed.rows())
+                        await self._reload(feed)
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # never let the watcher die: keep the last set
