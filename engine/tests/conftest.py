@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from .pgserver import PostgresServer
 from .service import ENVIRONMENT_VARIABLE, Settings
 
 _CORS_PREFIX = Settings.env_name("cors_")
@@ -31,3 +33,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     for name in [name for name in os.environ if _is_own_variable(name)]:
         monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One throw-away PostgreSQL server for the session (see tests/pgserver.py)."""
+    with PostgresServer() as server:
+        yield server

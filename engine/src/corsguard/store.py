@@ -2,7 +2,7 @@
 
 The store is named by ``CORS_ORIGIN_STORE``, a URL:
 
-- ``sqlite:///var/lib/service/origins.db`` (relative to the working directory) or
+- ``sqlite:///origins.db`` (relative to the working directory) or
   ``sqlite:////abs/path/origins.db``: a file, for the processes of one machine; nothing
   to run. A change is pushed to every process by a datagram on a Linux abstract socket
   that each process registers in the file; elsewhere, only the poll applies.
@@ -628,8 +628,6 @@ class RuntimeOrigins:
     def remove(self, origin: str, policy: str | None = None, by: str | None = None) -> bool:
         """Remove an entry; False when the store did not have it."""
         key = policy_key(policy)
-        if key is not None and key not in self.settings.cors_path_policies:
-            check_entry(self.settings, "https://example.com", key)  # names the policies
         try:
             entry = parse_origin(origin.strip())
         except OriginError:
@@ -638,6 +636,9 @@ class RuntimeOrigins:
         removed = self.store.remove(entry, key)
         if not removed and entry != origin:
             removed = self.store.remove(origin, key)
+        if not removed and key is not None and key not in self.settings.cors_path_policies:
+            # Not a row of a policy removed since (those are skipped, and removable).
+            check_entry(self.settings, "https://example.com", key)  # names the policies
         if removed:
             changes_logger.info("%s", change_line("removed", entry, key, by, self.store))
         return removed
