@@ -5,13 +5,19 @@ Each is small but shaped like a real one, with its own passing tests:
 - ``fullstack``: an ``app/`` package in the layout of FastAPI's full-stack template,
   settings in ``app/core/config.py``, routers under ``app/api/routes/``, a fake database
   fixture in ``tests/conftest.py``, and Starlette's ``CORSMiddleware`` fed by
-  ``BACKEND_CORS_ORIGINS`` (which adopting corsguard replaces);
+  ``BACKEND_CORS_ORIGINS``, a list of ``AnyHttpUrl`` set in ``.env`` (so that each origin
+  reaches the middleware with the trailing ``/`` that ``AnyHttpUrl`` writes);
 - ``factory``: a flat package ``inventory`` with an app factory (``inventory/factory.py:
-  create_app``), settings with their own variable prefix in ``inventory/settings.py``, and a
-  middleware of its own (a request id);
+  create_app``), settings with their own variable prefix in ``inventory/settings.py``, a
+  middleware of its own (a request id), a ``CORSMiddleware`` with a literal list and
+  exposed headers, and a hand-written ``OPTIONS`` route;
 - ``classic``: the older layout of FastAPI's "bigger applications" tutorial, ``app/main.py``,
   ``app/config.py``, ``app/dependencies.py`` and ``app/routers/``, its dependencies in
-  ``requirements.txt``.
+  ``requirements.txt``, and the CORS tutorial's ``allow_origins=["*"]`` with
+  ``allow_credentials=True``.
+
+Each fixture's CORS is what adopting corsguard replaces; ``leftovers`` are the findings
+that ``corsguard doctor`` must name before (issue 24, item 2).
 
 ``tests/test_adopt.py`` writes each into a temporary directory, runs its tests, applies the
 lines that ``docs/existing-app.md`` shows for it, and checks what the app then does. The
@@ -59,6 +65,13 @@ class Fixture:
     write_json: dict[str, object] = field(default_factory=dict)
     # Variables the app's own tests need (none of these apps needs one).
     env: dict[str, str] = field(default_factory=dict)
+    # What `corsguard doctor APP` names before adopting, and APP as its server takes it.
+    leftovers: frozenset[str] = frozenset()
+    doctor_app: str = ""
+    # The answers a script gives `corsguard init` (the rest: the app's own, or --yes), and
+    # the origins the app allows today, as init must offer them (normalized).
+    init_options: str = ""
+    offered: tuple[str, ...] = ()
 
     def write(self, root: Path) -> list[Path]:
         """Write the app under ``root``; return the files written."""
@@ -89,6 +102,19 @@ FULLSTACK = Fixture(
     origins_variable="CORS_ALLOW_ORIGINS",
     write_path="/api/v1/items/",
     write_json={"title": "Teapot", "description": "short and stout"},
+    leftovers=frozenset(
+        {"no-corsguard-layer", "stock-cors-middleware", "old-cors-variable", "origin-with-path"}
+    ),
+    doctor_app="app.main:app",
+    offered=("http://localhost:5173", "http://localhost:3000"),
+    init_options=(
+        "--environment-variable APP_ENV "
+        "--environments local,staging,prod "
+        "--origins staging=https://dashboard.staging.example.com,https://*.preview.example.com "
+        "--origins prod=https://dashboard.example.com "
+        "--methods GET,POST,PUT,DELETE "
+        "--headers Authorization,Content-Type"
+    ),
     files=_files(
         {
             "pyproject.toml": """
@@ -101,6 +127,11 @@ FULLSTACK = Fixture(
                 [tool.pytest.ini_options]
                 testpaths = ["tests"]
                 """,
+            ".env": """
+                # Local settings; never committed.
+                PROJECT_NAME="Full Stack FastAPI Project"
+                BACKEND_CORS_ORIGINS=["http://localhost:5173","http://localhost:3000"]
+                """,
             "app/__init__.py": "",
             "app/core/__init__.py": "",
             "app/core/config.py": '''
@@ -108,6 +139,7 @@ FULLSTACK = Fixture(
 
                 import secrets
 
+                from pydantic import AnyHttpUrl
                 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -118,7 +150,7 @@ FULLSTACK = Fixture(
                     API_V1_STR: str = "/api/v1"
                     SECRET_KEY: str = secrets.token_urlsafe(32)
                     SQLALCHEMY_DATABASE_URI: str = "sqlite:///./app.db"
-                    BACKEND_CORS_ORIGINS: list[str] = ["http://localhost:5173"]
+                    BACKEND_CORS_ORIGINS: list[AnyHttpUrl] = []
 
 
                 settings = Settings()
@@ -227,10 +259,11 @@ FULLSTACK = Fixture(
                     openapi_url=f"{settings.API_V1_STR}/openapi.json",
                 )
 
+                # Set all CORS enabled origins
                 if settings.BACKEND_CORS_ORIGINS:
                     app.add_middleware(
                         CORSMiddleware,
-                        allow_origins=settings.BACKEND_CORS_ORIGINS,
+                        allow_origins=[str(origin) for origin in settings.BACKEND_CORS_ORIGINS],
                         allow_credentials=True,
                         allow_methods=["*"],
                         allow_headers=["*"],
@@ -335,6 +368,16 @@ FACTORY = Fixture(
     origins_variable="INVENTORY_CORS_ALLOW_ORIGINS",
     write_path="/products",
     write_json={"sku": "TEA-1", "name": "Teapot", "quantity": 3},
+    leftovers=frozenset({"no-corsguard-layer", "stock-cors-middleware", "route-answers-options"}),
+    doctor_app="inventory:create_app",
+    offered=("http://localhost:3000", "http://127.0.0.1:3000"),
+    init_options=(
+        "--environment-variable INVENTORY_ENV "
+        "--environments dev,qa,live "
+        "--origins qa=https://qa.shop.example.com,https://*.qa.shop.example.com "
+        "--origins live=https://shop.example.com "
+        "--max-age 3600"
+    ),
     files=_files(
         {
             "pyproject.toml": """
@@ -395,11 +438,23 @@ FACTORY = Fixture(
                         self.products: dict[str, Product] = {}
                 ''',
             "inventory/products.py": """
-                from fastapi import APIRouter, HTTPException, Request
+                from fastapi import APIRouter, HTTPException, Request, Response
 
                 from .store import Product, Store
 
                 router = APIRouter(prefix="/products")
+
+
+                @router.options("")
+                def products_preflight() -> Response:
+                    # Written before the CORSMiddleware was added, for the shop's POST.
+                    return Response(
+                        headers={
+                            "Access-Control-Allow-Origin": "*",
+                            "Access-Control-Allow-Methods": "GET, POST",
+                            "Access-Control-Allow-Headers": "Content-Type",
+                        }
+                    )
 
 
                 def store(request: Request) -> Store:
@@ -431,6 +486,7 @@ FACTORY = Fixture(
                 import uuid
 
                 from fastapi import FastAPI, Request
+                from fastapi.middleware.cors import CORSMiddleware
 
                 from . import products
                 from .settings import Settings, get_settings
@@ -443,6 +499,13 @@ FACTORY = Fixture(
                     app.state.settings = settings
                     app.state.store = Store(settings.database_url)
                     app.include_router(products.router)
+                    app.add_middleware(
+                        CORSMiddleware,
+                        allow_origins=["http://localhost:3000", "http://127.0.0.1:3000"],
+                        allow_methods=["GET", "POST"],
+                        allow_headers=["Content-Type"],
+                        expose_headers=["X-Request-ID"],
+                    )
 
                     @app.middleware("http")
                     async def request_id(request: Request, call_next):
@@ -525,6 +588,16 @@ CLASSIC = Fixture(
     origins_variable="CORS_ALLOW_ORIGINS",
     write_path="/users/",
     write_json={"username": "morty"},
+    leftovers=frozenset(
+        {"no-corsguard-layer", "stock-cors-middleware", "wildcard-with-credentials"}
+    ),
+    doctor_app="app.main:app",
+    init_options=(
+        "--environments development,production "
+        "--origins development=http://localhost:8080 "
+        "--origins production=https://www.example.org,https://*.apps.example.org "
+        "--headers Content-Type,X-Token"
+    ),
     files=_files(
         {
             "requirements.txt": """
@@ -612,12 +685,21 @@ CLASSIC = Fixture(
                 from typing import Annotated
 
                 from fastapi import Depends, FastAPI
+                from fastapi.middleware.cors import CORSMiddleware
 
                 from .config import Settings
                 from .dependencies import get_settings
                 from .routers import items, users
 
                 app = FastAPI()
+
+                app.add_middleware(
+                    CORSMiddleware,
+                    allow_origins=["*"],
+                    allow_credentials=True,
+                    allow_methods=["*"],
+                    allow_headers=["*"],
+                )
 
                 app.include_router(users.router)
                 app.include_router(items.router)

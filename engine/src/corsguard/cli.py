@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .app import configure_logging
 from .check import DEFAULT_PATH, DEFAULT_TIMEOUT, check_command
 from .doctor import doctor_command
 from .explain import describe_policies, explain
@@ -143,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
         "app", help="the app as its server imports it: module:app, or module:factory"
     )
     doctor_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    from .init import add_init_parser
+
+    add_init_parser(cors)
     return parser
 
 
@@ -150,6 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     if arguments.action == "doctor":  # reads the app itself: no settings class needed
         return doctor_command(arguments.app, arguments.json)
+    if arguments.action == "init":  # reads the project's source: --settings is only a hint
+        from .init import init_command
+
+        return init_command(arguments)
     try:
         settings_cls = settings_class(arguments.settings)
         if arguments.action == "show":
@@ -269,9 +277,11 @@ def origins_command(settings_cls: type[CORSSettings], arguments: argparse.Namesp
         variable = settings.env_name("cors_origin_store")
         raise ConfigError(
             f"{arguments.env} has no origin store: set {variable} (as in "
-            f"{variable}=sqlite:///var/lib/service/origins.db, or a postgresql:// URL), or "
+            f"{variable}=sqlite:////var/lib/service/origins.db, or a postgresql:// URL), or "
             "cors_origin_store in its profile"
         )
+    # The change is logged once, by this process: on its stderr, as a server logs.
+    configure_logging(settings.log_level)
     runtime = RuntimeOrigins(settings)
     store = runtime.store.name
     if arguments.origins_action == "list":

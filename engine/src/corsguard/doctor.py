@@ -253,7 +253,7 @@ def middleware_findings(app: Starlette) -> list[Finding]:
                 _FIX_LAYER + " (the middleware added last is the outermost)",
             )
         )
-    for middleware in stack:
+    for mounted, middleware in _layers(app):
         cls = middleware.cls
         if not (isinstance(cls, type) and issubclass(cls, CORSMiddleware)):
             continue
@@ -269,7 +269,7 @@ def middleware_findings(app: Starlette) -> list[Finding]:
         findings.append(
             Finding(
                 "stock-cors-middleware",
-                f"{_name(cls)} is still installed ({shown}). Asked by {PROBE_ORIGIN}, an "
+                f"{_name(cls)} is still installed{mounted} ({shown}). Asked by {PROBE_ORIGIN}, an "
                 f"origin no policy lists: {answered}",
                 f"remove the app.add_middleware({cls.__name__}, ...) call (or its "
                 "Middleware(...) entry): the corsguard layer answers every CORS request, and "
@@ -293,10 +293,28 @@ def middleware_findings(app: Starlette) -> list[Finding]:
     return findings
 
 
+def _layers(app: Starlette, prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """The app's middleware, then that of each app mounted in it (the "per-router CORS"
+    recipe): ("", middleware) or (" on the app mounted at /path", middleware)."""
+    where = f" on the app mounted at {prefix}" if prefix else ""
+    for middleware in app.user_middleware:
+        yield where, middleware
+    for route in app.routes:
+        if isinstance(route, Mount) and isinstance(route.app, Starlette):
+            yield from _layers(route.app, prefix + route.path)
+
+
 def _routes(routes: Iterable[Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
     for route in routes:
         if isinstance(route, Mount):
             yield from _routes(route.routes, prefix + route.path)
+        elif hasattr(route, "original_router"):
+            # Newer FastAPI keeps an included router whole instead of copying its routes
+            # into the app's; the router's routes carry its own prefix, the include's is
+            # added here.
+            context = getattr(route, "include_context", None)
+            included = prefix + str(getattr(context, "prefix", "") or "")
+            yield from _routes(route.original_router.routes, included)
         else:
             yield prefix + str(getattr(route, "path", "")), route
 
