@@ -415,7 +415,7 @@ def test_the_update_workflow_brings_a_template_release(tmp_path: Path) -> None:
     assert "newest version, 1." in log, log
 
     # v2: a new line in a generated file; and the owner changed the same line of another.
-    gitignore = template / "template" / ".gitignore"
+    gitignore = template / "template" / ".gitignore.jinja"
     gitignore.write_text(gitignore.read_text() + ".coverage\n")
     dockerignore = template / "template" / ".dockerignore"
     first = dockerignore.read_text().splitlines()[0]

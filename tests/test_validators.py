@@ -148,11 +148,26 @@ def test_bad_answer_is_refused_with_the_fix(
         {"cors_max_age": 86400, "env_prefix": "Orders_"},
         {"cors_public_paths": ["/public", "/status/"]},
         {"cors_public_paths": "/embed", "cors_public_origins": "https://a.example.com, *"},
+        {"cors_origin_store": "sqlite"},
+        {"cors_origin_store": "postgresql", "kubernetes": True},
     ],
 )
 def test_good_answer_is_accepted(template_repo: Path, tmp_path: Path, data: dict[str, Any]) -> None:
     project = render(template_repo, tmp_path / "out", data)
     assert (project / "pyproject.toml").exists()
+
+
+@pytest.mark.parametrize("store", ["mysql", "SQLite", "sqlite:///origins.db", ""])
+def test_an_origin_store_that_is_no_choice_is_refused(
+    template_repo: Path, tmp_path: Path, store: str
+) -> None:
+    """Copier checks a choice question itself, and names the value and the choices."""
+    with pytest.raises(ValueError, match="Invalid choice") as error:
+        render(template_repo, tmp_path / "out", {"cors_origin_store": store})
+    assert f"'cors_origin_store': {store!r} is not in ['none', 'sqlite', 'postgresql']" in str(
+        error.value
+    )
+    assert not (tmp_path / "out" / "pyproject.toml").exists()
 
 
 def test_package_name_defaults_from_project_name(template_repo: Path, tmp_path: Path) -> None:
