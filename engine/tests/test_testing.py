@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 
-from corsguard.testing import Case, assert_case, policy_cases
+from corsguard import RuntimeOrigins
+from corsguard.testing import Case, assert_case, policy_cases, profile_settings
 
 from .service import Settings, create_app
 
@@ -52,3 +55,20 @@ def test_a_layer_that_allows_everyone_fails_the_refused_cases() -> None:
 def test_an_app_without_the_layer_is_named() -> None:
     with pytest.raises(AssertionError, match="no CORS layer"):
         assert_case(FastAPI(), CASES[0])
+
+
+def test_profile_settings_leave_the_origin_store_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile that names a store still gives cases of the file alone: a tenant's row in
+    the store must not turn a refused case into an allowed one."""
+    store = f"sqlite:///{tmp_path / 'origins.db'}"
+    profile = Settings.profiles().profiles["production"]
+    monkeypatch.setitem(profile, "cors_origin_store", store)
+    assert Settings.load(environment="production").cors_origin_store == store
+    RuntimeOrigins(Settings.load(environment="production")).add("https://tenant.example.org")
+    settings = profile_settings(Settings, "production")
+    assert settings.cors_origin_store == ""
+    app = create_app(settings)
+    case = Case("production", "default", "/corsguard-probe", "https://tenant.example.org", False)
+    assert_case(app, case)

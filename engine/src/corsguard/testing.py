@@ -80,9 +80,10 @@ def _without_variables(settings_cls: type[CORSSettings]) -> Iterator[None]:
 
 def profile_settings(settings_cls: type[S], environment: str) -> S:
     """The settings of ``environment`` from its profile and the defaults: no variables, no
-    ``.env``, so that the tests describe the profiles file and not the shell."""
+    ``.env``, and no origin store (its rows change while the service runs), so that the
+    tests describe the profiles file and not the shell or the store."""
     with _without_variables(settings_cls):
-        return settings_cls.load(_env_file=None, environment=environment)
+        return settings_cls.load(_env_file=None, environment=environment, cors_origin_store="")
 
 
 def policy_cases(settings_cls: type[CORSSettings]) -> list[Case]:
