@@ -65,11 +65,31 @@ class PostgresServer:
             shutil.chown(self.root, "postgres")
             shutil.chown(self.sockets, "postgres")
         self.log = self.root / "server.log"
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+        try:
+            self._run(
+                "initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync"
+            )  # fmt: skip
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
 
     @property
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def psql(self, sql: str) -> str:
+        """Run ``sql`` with psql (one transaction; the first error fails) and return what
+        it printed: unaligned, tuples only, one row a line."""
+        done = subprocess.run(  # noqa: S603 (PostgreSQL's own client)
+            [
+                str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+                "-d", self.url, "-c", sql,
+            ],
+            capture_output=True, text=True, timeout=START_TIMEOUT, check=False,
+        )  # fmt: skip
+        if done.returncode != 0:
+            raise RuntimeError(f"psql failed ({done.returncode}) on {sql!r}: {done.stderr}")
+        return done.stdout
 
     def _run(self, tool: str, *arguments: str) -> None:
         command = [str(self.bin / tool), *arguments]
@@ -114,12 +134,18 @@ class PostgresServer:
         return (self.data / "postmaster.pid").exists()
 
     def close(self) -> None:
-        if self.running():
-            self.stop()
-        shutil.rmtree(self.root, ignore_errors=True)
+        try:
+            if self.running():
+                self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> PostgresServer:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.close()  # a server half started, and the directory
+            raise
         return self
 
     def __exit__(
