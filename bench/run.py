@@ -21,7 +21,14 @@ b) the in-process cost of one request, driven straight into the ASGI app (no net
 c) HTTP throughput through uvicorn (one worker) with and without the CORS layer, and
    for reference with a middleware that only appends the same headers and with stock
    CORSMiddleware, with wrk (``apt-get install -y wrk``) as the load generator;
-d) import and start-up time of the generated service against ``import fastapi``.
+d) import and start-up time of the generated service against ``import fastapi``;
+e) run-time origins (``bench/runtime.py``, on the engine's sample app): the cost per
+   request with 1, 1,000 and 100,000 of them against the same origins configured, the
+   time from ``corsguard origins add``/``remove`` returning until every worker of two
+   uvicorn processes answers accordingly (SQLite and PostgreSQL stores), and request
+   latency while the PostgreSQL store is stopped and restarting. It needs the
+   PostgreSQL server (``apt-get install -y postgresql``); ``--only runtime`` runs it
+   alone, without rendering a service.
 
 Measurements that need the generated code run in the service's own environment
 (``bench/_inner.py`` under ``<service>/.venv/bin/python``). Every figure is the median of
@@ -55,7 +62,11 @@ from pathlib import Path
 from typing import Any
 
 import copier
+import runtime
 import yaml
+
+# bench/runtime.py (section e) builds its tables from this module's, imported as `run`.
+sys.modules.setdefault("run", sys.modules[__name__])
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -893,32 +904,52 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--answers", type=Path, default=DEFAULT_ANSWERS, help="answers file (YAML) to render"
     )
+    parser.add_argument(
+        "--only",
+        choices=["runtime"],
+        help="run one section alone: runtime (e, run-time origins; no service is rendered)",
+    )
     options = parser.parse_args(argv)
-    if shutil.which("wrk") is None:
+    if options.only is None and shutil.which("wrk") is None:
         raise SystemExit(
             f"wrk is not installed; the HTTP throughput benchmark uses it as its load "
             f"generator. Install it with: {WRK_INSTALL}"
         )
-    if not options.answers.is_file():
+    if options.only is None and not options.answers.is_file():
         raise SystemExit(
             f"answers file {options.answers} not found: pass --answers FILE "
             "(see docs/examples/answers.yml)"
         )
-    answers = yaml.safe_load(options.answers.read_text(encoding="utf-8"))
+    problem = runtime.missing()
+    if problem:
+        raise SystemExit(problem)
     plan = QUICK if options.quick else FULL
+    runtime_plan = runtime.QUICK if options.quick else runtime.FULL
     started, load = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="fastapi-cors-bench-") as directory:
         work = Path(directory)
-        engine_index(work / "index")
-        template = template_repository(work / "template")
-        generate, service = section_generate(plan, work, template, options.answers, answers)
-        sections = [
-            generate,
-            section_asgi(plan, service),
-            section_http(plan, service, work),
-            section_imports(plan, service),
-        ]
-        header = machine(service, load)
+
+        def section_runtime() -> Any:
+            return runtime.section(
+                runtime_plan, plan.asgi_rounds, plan.asgi_batch_seconds, work / "runtime"
+            )
+
+        if options.only == "runtime":
+            sections = [section_runtime()]
+            header = runtime.machine(load)
+        else:
+            answers = yaml.safe_load(options.answers.read_text(encoding="utf-8"))
+            engine_index(work / "index")
+            template = template_repository(work / "template")
+            generate, service = section_generate(plan, work, template, options.answers, answers)
+            sections = [
+                generate,
+                section_asgi(plan, service),
+                section_http(plan, service, work),
+                section_imports(plan, service),
+                section_runtime(),
+            ]
+            header = machine(service, load)
     rows = [row for section in sections for row in section.rows if row.verdict is not None]
     met = sum(1 for row in rows if row.verdict)
     mode = "quick (smoke run, indicative only)" if options.quick else "full"

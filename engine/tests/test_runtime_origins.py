@@ -481,7 +481,7 @@ def test_unreachable_store_at_start_up_serves_the_configured_profile(
             assert f"run-time origins 1 from {runtime.store.name}" in startup_line(
                 settings, runtime
             )
-            [back] = records(caplog, STORE_LOGGER, "; 1 run-time origins in force")
+            [back] = records(caplog, STORE_LOGGER, "; 1 run-time origin in force")
             assert f"origin store {runtime.store.name} reachable" in back
     assert all(PASSWORD not in record.getMessage() for record in caplog.records)
     assert PASSWORD not in line
@@ -554,7 +554,7 @@ def test_store_lost_while_running_keeps_the_last_set_and_catches_up(
                 assert time.monotonic() - before < 0.2
             # One report per interval (1 s here), however many requests.
             assert len(lost()) <= 1 + int(time.time() - first.created), lost()
-            assert "keeping the last 1 run-time origins, reconnecting" in lost()[0]
+            assert "keeping the last 1 run-time origin, reconnecting" in lost()[0]
             wait_until(lambda: len(lost()) >= 2, "the loss reported again after the interval")
             assert allowed(client, TENANT)
             assert not allowed(client, OTHER_TENANT)

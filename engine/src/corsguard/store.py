@@ -251,9 +251,18 @@ class SQLiteStore(OriginStore):
 
     def migrate(self) -> None:
         with self._connection() as db:
-            if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                # Readers never wait for a writer; set once, it stays with the file.
-                db.execute("PRAGMA journal_mode = WAL")
+            deadline = time.monotonic() + 10  # as long as busy_timeout waits for a lock
+            while db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                try:
+                    # Readers never wait for a writer; set once, it stays with the file.
+                    db.execute("PRAGMA journal_mode = WAL")
+                except sqlite3.OperationalError:
+                    # Another process opening the new file at the same moment: this
+                    # switch fails at once ("database is locked"), without the busy
+                    # timeout; look again shortly.
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
             db.execute("BEGIN IMMEDIATE")
             for statement in SQLITE_SCHEMA.split(";"):
                 if statement.strip():
@@ -772,21 +781,20 @@ class RuntimeOrigins:
         down = now - self._lost_since
         detail = str(error) or type(error).__name__
         logger.error(
-            "origin store %s unreachable%s (%s); keeping the last %d run-time origins, "
-            "reconnecting",
+            "origin store %s unreachable%s (%s); keeping the last %s, reconnecting",
             self.store.name,
             f" for {down:.0f} s" if down >= 1 else "",
             detail,
-            self.snapshot.count,
+            counted(self.snapshot.count),
         )
 
     def _recovered(self) -> None:
         if self._loss_reported or not self.loaded:
             logger.warning(
-                "origin store %s reachable%s; %d run-time origins in force",
+                "origin store %s reachable%s; %s in force",
                 self.store.name,
                 " again" if self._loss_reported else "",
-                self.snapshot.count,
+                counted(self.snapshot.count),
             )
         self._loss_reported = False
         self._lost_since = None
@@ -810,3 +818,7 @@ def skipped_line(row: StoredOrigin, problem: str, store: OriginStore) -> str:
         f"{store.name}: {problem}; it is not applied. Remove it with: corsguard origins "
         f"remove{policy} {row.origin!r}"
     )
+
+
+def counted(number: int) -> str:
+    return f"{number} run-time origin{'' if number == 1 else 's'}"
