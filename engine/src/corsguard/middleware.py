@@ -337,9 +337,7 @@ class PolicyCORSMiddleware:
         allowed = (*simple_headers(policy), VARY_ORIGIN)
         encoded = (origin.encode("latin-1") for origin in policy.origins if origin != WILDCARD)
         exact = {
-            origin: ((b"access-control-allow-origin", origin), *allowed)
-            if preflight.explicit_origin  # not a plain '*' policy
-            else allowed
+            origin: allowed_origin_headers(origin, allowed, preflight.explicit_origin)
             for origin in encoded
         }
 
@@ -450,9 +448,7 @@ class PolicyCORSMiddleware:
         return None
 
     def headers_for_allowed(self, origin: bytes) -> RawHeaders:
-        if self.preflight.explicit_origin:  # not a plain '*' policy
-            return ((b"access-control-allow-origin", origin), *self.allowed_headers)
-        return self.allowed_headers
+        return allowed_origin_headers(origin, self.allowed_headers, self.preflight.explicit_origin)
 
     def response_headers(self, origin: bytes | None) -> RawHeaders:
         """The CORS headers of the response to a request with this ``Origin``."""
@@ -470,6 +466,14 @@ class PolicyCORSMiddleware:
             return self.headers_for_allowed(origin)
         self.refusals.refused("request", text, lambda: self.why_refused(text))
         return self.other_headers
+
+
+def allowed_origin_headers(origin: bytes, allowed: RawHeaders, explicit: bool) -> RawHeaders:
+    """The CORS headers of a response to an allowed ``origin``: ``allowed`` after the
+    origin itself, unless the policy is a plain '*' (``explicit`` false)."""
+    if explicit:
+        return ((b"access-control-allow-origin", origin), *allowed)
+    return allowed
 
 
 REQUEST_METHOD = b"access-control-request-method"  # ASGI servers send names lower-case
