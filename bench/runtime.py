@@ -83,7 +83,7 @@ def build():
 app = app_or_exit(build)
 '''
 # Lines the servers log (corsguard.store, corsguard.startup), as tests and tables find them.
-LOST = "run-time origins, reconnecting"  # the store lost while serving
+LOST = "unreachable ("  # the store lost while serving: "... unreachable (why); keeping ..."
 BACK = "reachable again"
 SKIPPED = "skipped run-time origin"
 NO_STORE_AT_START = "serving the configured profile WITHOUT run-time origins"
@@ -905,7 +905,11 @@ def section(plan: Plan, rounds: int, batch_seconds: float, work: Path) -> Any:
     try:
         return measured_section(plan, rounds, batch_seconds, work)
     except (Broken, RuntimeError) as error:  # RuntimeError: from the PostgreSQL server
-        raise SystemExit(f"run-time origins: {error}") from None
+        message = str(error)
+        cause = message.splitlines()[0] if message else type(error).__name__
+        # The cause again after any logs it quotes, so that a tail of the output shows it.
+        tail = f"\n(run-time origins: {cause})" if "\n" in message else ""
+        raise SystemExit(f"run-time origins: {message}{tail}") from None
 
 
 def measured_section(plan: Plan, rounds: int, batch_seconds: float, work: Path) -> Any:

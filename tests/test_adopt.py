@@ -579,7 +579,8 @@ def test_init_and_doctor_adopt_an_existing_app(name: str, tmp_path: Path) -> Non
     for origin in fixture.offered:
         assert f"{origin} from " in shown, shown
     if "wildcard-with-credentials" in fixture.leftovers:
-        assert "* from app/main.py" in shown and "refused: browsers refuse '*' with allow_credentials=True" in shown
+        assert "* from app/main.py" in shown, shown
+        assert "refused: browsers refuse '*' with allow_credentials=True" in shown, shown
     after_init = files_of(project)
     assert {path: after_init[path] for path in files} == files, "init changed a file"
     written = sorted(set(after_init) - set(files))

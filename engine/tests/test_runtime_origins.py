@@ -630,7 +630,7 @@ def test_show_explain_and_the_start_up_line_know_run_time_origins(
     production = out[out.index("production:") :].splitlines()
     assert f"  CORS_ALLOW_ORIGINS (run-time)  {TENANT}" in production
     [store] = [line for line in production if line.startswith("  CORS_ORIGIN_STORE ")]
-    assert store.endswith("(1 run-time origins in force, 2 rows skipped: corsguard origins list)")
+    assert store.endswith("(1 run-time origin in force, 2 rows skipped: corsguard origins list)")
 
     status, out, _ = cli(store_url, "explain", "--env", "production", "--origin", TENANT)
     assert status == 0

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .middleware import SAFE_METHODS, CORSPolicies, CORSPolicy, install_cors, runtime_origins
 from .origins import WILDCARD, OriginError, is_pattern, parse_origin
 from .settings import CORSSettings
-from .store import RuntimeOrigins, redacted
+from .store import RuntimeOrigins, counted, redacted
 
 # Requests a browser sends without a preflight (when they carry only safelisted headers).
 SIMPLE_METHODS = frozenset({"GET", "HEAD", "POST"})
@@ -461,9 +461,11 @@ def describe_policies(settings: CORSSettings, runtime: RuntimeOrigins | None = N
         if runtime is not None and runtime.problem:
             rows[store] += f" (unreachable: {runtime.problem})"
         elif runtime is not None:
-            rows[store] += f" ({runtime.snapshot.count} run-time origins in force"
+            rows[store] += f" ({counted(runtime.snapshot.count)} in force"
             skipped = len(runtime.snapshot.skipped)
-            rows[store] += f", {skipped} rows skipped: corsguard origins list)" if skipped else ")"
+            noun = "row" if skipped == 1 else "rows"
+            listed = f", {skipped} {noun} skipped: corsguard origins list" if skipped else ""
+            rows[store] += f"{listed})"
     width = max(len(variable) for variable in rows)
     return [f"  {variable:<{width}}  {value}" for variable, value in rows.items()]
 
