@@ -22,7 +22,7 @@ import pytest
 
 from corsguard import doctor
 from corsguard.cli import main
-from corsguard.init import HELP
+from corsguard.init import DEFAULTS, HELP
 from corsguard.testing import assert_case, policy_cases
 
 if sys.version_info >= (3, 11):
@@ -555,6 +555,52 @@ def test_literal_list_through_a_name_and_an_environment_variable(
     assert profiles(tmp_path / "shop_k" / "two.toml")["dev"]["cors_allow_origins"] == [
         "https://a.example.com",
         "https://b.example.com",
+    ]
+
+
+def test_origins_worked_out_at_run_time_are_asked_for_not_replaced_by_examples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shop(tmp_path, "shop_r", origins="tenant_origins()")
+    main_py = tmp_path / "shop_r" / "main.py"
+    main_py.write_text(
+        main_py.read_text().replace(
+            "app = FastAPI(",
+            "def tenant_origins() -> list[str]:\n"
+            '    return [line.strip() for line in open("origins.txt")]\n\n\n'
+            "app = FastAPI(",
+        )
+    )  # fmt: skip
+    status, _, err = init(capsys, "--yes", "--environments", "development,production")
+    assert status == 2, err
+    shown = " ".join(err.split())
+    assert (
+        "not offered: allow_origins=tenant_origins() (shop_r/main.py, line 12) is worked out "
+        "when the app runs" in shown
+    ), shown
+    assert "--origins development=ORIGIN,... is needed: init has no origins to offer" in shown
+    assert not (tmp_path / "shop_r" / "cors.toml").exists(), "written without the origins"
+    status, _, err = init(
+        capsys, "--yes", "--environments", "development,production",
+        "--origins", "development=http://localhost:8080",
+        "--origins", "production=https://shop.example.org",
+    )  # fmt: skip
+    assert status == 0, err
+    written = profiles(tmp_path / "shop_r" / "cors.toml")
+    assert written["production"]["cors_allow_origins"] == ["https://shop.example.org"]
+    assert written["development"]["cors_allow_origins"] == ["http://localhost:8080"]
+
+
+def test_an_empty_list_of_origins_takes_the_examples(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shop(tmp_path, "shop_s", origins="[]")
+    status, _, err = init(capsys, "--yes", "--environments", "development")
+    assert status == 0, err
+    assert "not offered" not in err
+    written = profiles(tmp_path / "shop_s" / "cors.toml")
+    assert written["development"]["cors_allow_origins"] == [
+        o.strip() for o in DEFAULTS["development"].split(",")
     ]
 
 

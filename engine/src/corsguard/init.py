@@ -714,6 +714,7 @@ class Migration:
         self.options: dict[str, tuple[Any, str]] = {}
         self.fed_by: set[str] = set()  # settings fields and properties that fed it
         self.notes: list[str] = []
+        self.unread: list[str] = []  # allow_origins whose value init could not find
 
     def read(self, app: AppSite) -> None:
         """Read the CORSMiddleware on ``app`` (else the first one found)."""
@@ -729,7 +730,16 @@ class Migration:
         for site in chosen:
             expression = site.options.get("allow_origins")
             if expression is not None:
-                self.origins += self.list_of(expression, site)
+                listed = self.list_of(expression, site)
+                if not listed and not self.empty(expression, site):
+                    code = ast.get_source_segment(site.source.text, expression) or "..."
+                    self.unread.append(
+                        f"not offered: allow_origins={code} ({site.where}) is worked out "
+                        "when the app runs, or read from a variable that is not set here, "
+                        "so init cannot tell which origins it allows: give each "
+                        "environment's origins"
+                    )
+                self.origins += listed
             for option in ("allow_credentials", "max_age"):
                 if option in site.options:
                     found = self.scalar(site.options[option], site)
@@ -767,6 +777,16 @@ class Migration:
             if found and found[0] == name:
                 value = found[1]
         return value
+
+    def empty(self, expression: ast.expr, site: CORSSite, depth: int = 0) -> bool:
+        """Whether ``expression`` is written as an empty list (directly or through a name)."""
+        ok, value = _literal(expression)
+        if ok:
+            return not value
+        if isinstance(expression, ast.Name) and depth < 3:
+            assigned = self.assignment(site, expression.id)
+            return assigned is not None and self.empty(assigned, site, depth + 1)
+        return False
 
     def list_of(self, expression: ast.expr, site: CORSSite, depth: int = 0) -> list[Migrated]:
         ok, value = _literal(expression)
@@ -863,6 +883,8 @@ class Migration:
         """The default answer for one environment's origins (None: it must be answered),
         and why entries the app has today are not offered."""
         if not self.origins:
+            if self.unread:  # an example origin in place of the app's own would be wrong
+                return None, list(self.unread)
             return DEFAULTS.get(environment, ""), []
         kept: list[str] = []
         notes = []
@@ -1176,7 +1198,7 @@ class Init:
                     "or --yes to take the defaults (corsguard init --help lists the options)"
                 )
             if default is None:
-                raise InitError(f"{option} is needed: the app's own value is refused (above)")
+                raise InitError(f"{option} is needed: init has no origins to offer (above)")
             try:
                 return check(default)
             except ValueError as error:
