@@ -194,7 +194,7 @@ def run_cell(
             [uv, "venv", "-q", "-p", python, str(venv)],
             [
                 uv, "pip", "install", "-q", "-p", str(venv), "--resolution", resolution,
-                "-e", ".", "--group", "dev", *extra,
+                "--compile-bytecode", "-e", ".", "--group", "dev", *extra,
             ],
         ]  # fmt: skip
         for step in steps:
