@@ -86,12 +86,6 @@ def pytest_configure(config: pytest.Config) -> None:
     name, _, value = result.stdout.strip().removeprefix("export ").partition("=")
     os.environ[name] = value
     config.stash[ENGINE_INDEX] = index
-    # Every environment uv makes for these tests (generated services, Copier's own, the
-    # adopted apps) gets its bytecode when it is installed. Where PYTHONDONTWRITEBYTECODE
-    # is set, as on CI's machines, each of the hundreds of processes the suite starts
-    # would otherwise compile FastAPI, pydantic and Starlette from source again: about
-    # 0.9 s of CPU each.
-    os.environ.setdefault("UV_COMPILE_BYTECODE", "1")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

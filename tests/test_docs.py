@@ -440,7 +440,9 @@ def run_documented(project: Path, command: str) -> list[str]:
 @pytest.mark.slow
 def test_quoted_commands_print_what_the_pages_say(template_repo: Path, tmp_path: Path) -> None:
     project = render(template_repo, tmp_path / "orders-api", EXAMPLE_ANSWERS)
-    run(project, "uv", "sync", "--quiet")
+    # Bytecode at install: the 25 commands below are 25 fresh processes, each of which
+    # would compile FastAPI and pydantic again where PYTHONDONTWRITEBYTECODE is set.
+    run(project, "uv", "sync", "--quiet", "--compile-bytecode")
     failures = []
     for name, command, expected in documented_commands():
         actual = run_documented(project, command)
