@@ -778,26 +778,30 @@ class Migration:
                 value = found[1]
         return value
 
-    def empty(self, expression: ast.expr, site: CORSSite, depth: int = 0) -> bool:
-        """Whether ``expression`` is written as an empty list (directly or through a name)."""
-        ok, value = _literal(expression)
-        if ok:
-            return not value
-        if isinstance(expression, ast.Name) and depth < 3:
+    def resolved(self, expression: ast.expr, site: CORSSite) -> ast.expr:
+        """``expression``, or what the names it goes through were last assigned (three at
+        most), up to a value that is not a name assigned in the site's module."""
+        for _ in range(3):
+            if _literal(expression)[0] or not isinstance(expression, ast.Name):
+                break
             assigned = self.assignment(site, expression.id)
-            return assigned is not None and self.empty(assigned, site, depth + 1)
-        return False
+            if assigned is None:
+                break
+            expression = assigned
+        return expression
 
-    def list_of(self, expression: ast.expr, site: CORSSite, depth: int = 0) -> list[Migrated]:
+    def empty(self, expression: ast.expr, site: CORSSite) -> bool:
+        """Whether ``expression`` is written as an empty list (directly or through a name)."""
+        ok, value = _literal(self.resolved(expression, site))
+        return ok and not value
+
+    def list_of(self, expression: ast.expr, site: CORSSite) -> list[Migrated]:
+        expression = self.resolved(expression, site)
         ok, value = _literal(expression)
         where = f"{site.source.relative}, line {expression.lineno}"
         if ok:
             items = [value] if isinstance(value, str) else list(value or ())
             return [Migrated(str(item), where) for item in items]
-        if isinstance(expression, ast.Name) and depth < 3:
-            assigned = self.assignment(site, expression.id)
-            if assigned is not None:
-                return self.list_of(assigned, site, depth + 1)
         found: list[Migrated] = []
         for name in sorted(_names(expression)):
             found += self.field_values(name)
