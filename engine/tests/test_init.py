@@ -137,6 +137,18 @@ def profiles(path: Path) -> dict[str, dict[str, Any]]:
     return environments
 
 
+def init_with_origins(
+    capsys: pytest.CaptureFixture[str], profiles_file: Path, **origins: str
+) -> dict[str, dict[str, Any]]:
+    """init once more, scripted, each environment's origins given: the profiles written."""
+    arguments = ["--yes", "--environments", ",".join(origins)]
+    for environment, value in origins.items():
+        arguments += ["--origins", f"{environment}={value}"]
+    status, _, err = init(capsys, *arguments)
+    assert status == 0, err
+    return profiles(profiles_file)
+
+
 # --- Layouts ------------------------------------------------------------------------------
 
 
@@ -580,13 +592,10 @@ def test_origins_worked_out_at_run_time_are_asked_for_not_replaced_by_examples(
     ), shown
     assert "--origins development=ORIGIN,... is needed: init has no origins to offer" in shown
     assert not (tmp_path / "shop_r" / "cors.toml").exists(), "written without the origins"
-    status, _, err = init(
-        capsys, "--yes", "--environments", "development,production",
-        "--origins", "development=http://localhost:8080",
-        "--origins", "production=https://shop.example.org",
+    written = init_with_origins(
+        capsys, tmp_path / "shop_r" / "cors.toml",
+        development="http://localhost:8080", production="https://shop.example.org",
     )  # fmt: skip
-    assert status == 0, err
-    written = profiles(tmp_path / "shop_r" / "cors.toml")
     assert written["production"]["cors_allow_origins"] == ["https://shop.example.org"]
     assert written["development"]["cors_allow_origins"] == ["http://localhost:8080"]
 
@@ -617,13 +626,10 @@ def test_wildcard_with_credentials_is_refused_not_offered(
     )
     assert "give the real origins" in shown
     assert "--origins development=ORIGIN,... is needed" in shown
-    status, _, err = init(
-        capsys, "--yes", "--environments", "development,production",
-        "--origins", "development=http://localhost:8080",
-        "--origins", "production=https://www.example.org",
+    written = init_with_origins(
+        capsys, tmp_path / "shop_l" / "cors.toml",
+        development="http://localhost:8080", production="https://www.example.org",
     )  # fmt: skip
-    assert status == 0, err
-    written = profiles(tmp_path / "shop_l" / "cors.toml")
     assert written["production"]["cors_allow_credentials"] is True
     assert written["production"]["cors_allow_origins"] == ["https://www.example.org"]
 
