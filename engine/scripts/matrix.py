@@ -43,7 +43,13 @@ ENGINE = Path(__file__).resolve().parent.parent
 PYTHONS_GLOB = "/root/.pyenv/versions/3.1[0-9]*/bin/python"
 RESOLUTIONS = ("highest", "lowest-direct")
 SHOWN = ("fastapi", "starlette", "pydantic", "pydantic-settings")
-PYTEST_ARGS = ("-q", "-p", "no:cacheprovider", "--ignore", "tests/test_browser.py")
+# A test still running after HANG_DUMP seconds has every thread's traceback written to
+# stderr (pytest's faulthandler), so a cell that times out names the test and the line.
+HANG_DUMP = 120
+PYTEST_ARGS = (
+    "-q", "-p", "no:cacheprovider", "--ignore", "tests/test_browser.py",
+    "-o", f"faulthandler_timeout={HANG_DUMP}",
+)  # fmt: skip
 INSTALL_TIMEOUT = 600
 SUITE_TIMEOUT = 900
 _SUMMARY = re.compile(
@@ -224,7 +230,7 @@ def run_cell(
             )  # fmt: skip
         except subprocess.TimeoutExpired as expired:
             cell.summary = f"pytest did not finish in {SUITE_TIMEOUT}s"
-            cell.output = str(expired.stdout or "")
+            cell.output = "\n".join(text(part) for part in (expired.stdout, expired.stderr))
             cell.seconds = time.monotonic() - started
             return cell
         output = suite.stdout + suite.stderr
@@ -243,11 +249,25 @@ def run_cell(
     return cell
 
 
+def text(output: str | bytes | None) -> str:
+    # What a timed-out run had written: bytes, whatever text=True asked for.
+    if isinstance(output, bytes):
+        return output.decode(errors="replace")
+    return output or ""
+
+
 def failures(cell: Cell, limit: int = 40) -> str:
-    """The lines of a failed cell's output worth reading: pytest's short summary."""
+    """The lines of a failed cell's output worth reading: pytest's short summary, or
+    for a hung run the tracebacks faulthandler wrote (the test and the line it waits on),
+    or else the last lines."""
     lines = cell.output.splitlines()
     picked = [line for line in lines if line.startswith(("FAILED ", "ERROR "))]
-    return "\n".join((picked or lines[-limit:])[:limit])
+    if picked:
+        return "\n".join(picked[:limit])
+    hung = [n for n, line in enumerate(lines) if line.startswith("Timeout (")]
+    if hung:
+        return "\n".join(lines[hung[0] : hung[0] + 2 * limit])
+    return "\n".join(lines[-limit:])
 
 
 def main(argv: list[str] | None = None) -> int:

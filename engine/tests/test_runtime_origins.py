@@ -8,6 +8,8 @@ test starts from an empty schema.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import socket
@@ -18,8 +20,8 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import closing
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
@@ -708,3 +710,128 @@ def test_two_processes_migrating_a_new_store_at_once_both_succeed(
     store = OriginStore.open(url)
     store.add(TENANT, None, None)
     assert [row.origin for row in store.rows()] == [TENANT]
+
+
+# -- 9. Shutdown ------------------------------------------------------------------------
+
+
+class OneFeedStore(OriginStore):
+    """A store of no rows whose one feed waits as ``waiting`` says; it records whether
+    the feed was closed."""
+
+    url = "sqlite:///unused.db"
+
+    def __init__(self, waiting: str) -> None:
+        self.waiting = waiting
+        self.closed = False
+        self.in_wait: asyncio.Event | None = None
+        self.change: asyncio.Event | None = None
+
+    def migrate(self) -> None:
+        pass
+
+    def listen(self) -> AbstractAsyncContextManager[Any]:
+        return self._listen()
+
+    @asynccontextmanager
+    async def _listen(self) -> AsyncIterator[Any]:
+        try:
+            yield self
+        finally:
+            self.closed = True
+
+    async def rows(self) -> list[Any]:
+        return []
+
+    async def wait(self, timeout: float) -> None:
+        assert self.in_wait is not None
+        assert self.change is not None
+        self.in_wait.set()
+        if self.waiting == "asyncio.wait_for":
+            # As psycopg before 3.3 waits on its socket. On Python 3.10 and 3.11 a change
+            # arriving in the same turn of the loop as the cancellation makes wait_for
+            # return instead of raising.
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.change.wait(), timeout)
+            self.change.clear()  # read
+        else:
+            try:  # a wait that loses the first cancellation, on every Python
+                await asyncio.sleep(timeout)
+            except asyncio.CancelledError:
+                self.waiting = "asyncio.wait_for"
+
+
+@pytest.mark.parametrize("waiting", ["asyncio.wait_for", "swallowing once"])
+def test_stop_ends_the_watcher_even_when_its_wait_loses_the_cancellation(
+    waiting: str, tmp_path: Path
+) -> None:
+    store = OneFeedStore(waiting)
+    runtime = RuntimeOrigins(settings_for(f"sqlite:///{tmp_path / 'o.db'}"), store=store)
+
+    async def shut_down_as_a_change_arrives() -> bool:
+        store.in_wait, store.change = asyncio.Event(), asyncio.Event()
+        runtime.start()
+        await asyncio.wait_for(store.in_wait.wait(), 5)
+        store.change.set()  # the change and the cancellation, in one turn of the loop
+        stopping = asyncio.ensure_future(runtime.stop())
+        await asyncio.wait({stopping}, timeout=5)
+        return stopping.done()
+
+    assert asyncio.run(shut_down_as_a_change_arrives()), "stop() had not returned in 5 s"
+    assert store.closed
+
+
+def test_shutting_down_as_a_change_is_pushed_ends_promptly(store_url: str) -> None:
+    # The app's shutdown and a push from another process, at once, a few times over:
+    # each shutdown ends within seconds, whichever lands first.
+    settings = settings_for(store_url, cors_origin_poll=3600)
+    other = RuntimeOrigins(settings)
+    for round in range(5):
+        origin = f"https://tenant{round}.example.com"
+        app = service(settings)
+
+        def serve_and_shut_down() -> None:
+            with TestClient(app) as client:  # noqa: B023 (each round's own app)
+                assert allowed(client, CONFIGURED)
+                other.add(origin)  # noqa: B023
+
+        finished = threading.Thread(target=serve_and_shut_down, daemon=True)
+        finished.start()
+        finished.join(20)
+        assert not finished.is_alive(), f"round {round}: the shutdown did not end in 20 s"
+    assert len(other.list()) == 5
+
+
+def test_stopping_while_the_sqlite_feed_opens_closes_what_it_opens(tmp_path: Path) -> None:
+    # The feed is opened in a thread, which a cancellation does not stop: what it opens
+    # after the watcher has gone (its connection, its socket, its row of listeners) is
+    # closed and removed all the same.
+    url = f"sqlite:///{tmp_path / 'o.db'}"
+    store = SQLiteStore(url)
+    store.migrate()
+    connecting, release = threading.Event(), threading.Event()
+    opened: list[sqlite3.Connection] = []
+    connect = store.connect
+
+    def slow_connect() -> sqlite3.Connection:
+        db = connect()
+        if not opened:  # the feed's: the first the watcher makes
+            opened.append(db)
+            connecting.set()
+            release.wait(10)
+        return db
+
+    store.connect = slow_connect  # type: ignore[method-assign]
+    runtime = RuntimeOrigins(settings_for(url), store=store)
+
+    async def stop_while_opening() -> None:
+        runtime.start()
+        assert await asyncio.to_thread(connecting.wait, 5), "the feed never connected"
+        await asyncio.wait_for(runtime.stop(), 5)
+        release.set()  # the thread goes on opening the feed the watcher gave up
+
+    asyncio.run(stop_while_opening())  # which waits for the thread to end
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        opened[0].execute("SELECT 1")
+    with closing(connect()) as db:
+        assert db.execute("SELECT count(*) FROM corsguard_listeners").fetchone()[0] == 0

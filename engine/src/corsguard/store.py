@@ -30,6 +30,7 @@ import os
 import socket
 import sqlite3
 import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
@@ -57,6 +58,8 @@ REPORT_INTERVAL = 60.0
 # Reconnecting: 0.25 s, then doubled up to this, so a store back after an outage is
 # caught up within a few seconds.
 MAX_BACKOFF = 4.0
+# How long stop() waits for the watcher to end before it cancels it again.
+STOP_RESEND = 0.1
 CONNECT_TIMEOUT = 5  # seconds, for a connection to PostgreSQL
 SCHEMES = ("sqlite", "postgresql", "postgres")
 # pg_advisory_xact_lock key for the schema: two processes migrating at once take turns.
@@ -329,7 +332,11 @@ class SQLiteStore(OriginStore):
     @contextlib.asynccontextmanager
     async def _listen(self) -> AsyncIterator[Feed]:
         feed = SQLiteFeed(self)
-        await asyncio.to_thread(feed.open)
+        try:
+            await asyncio.to_thread(feed.open)
+        except asyncio.CancelledError:
+            feed.abandon()  # the thread opening it goes on; what it opens is closed
+            raise
         try:
             feed.attach()
             yield feed
@@ -355,8 +362,31 @@ class SQLiteFeed:
         self.socket: socket.socket | None = None
         self.db: sqlite3.Connection | None = None
         self.version: int | None = None
+        # open() runs in a thread that a cancellation does not stop: whichever of open()
+        # and abandon() ends last closes what open() opened.
+        self._state = threading.Lock()
+        self._opened = self._abandoned = False
 
     def open(self) -> None:
+        self._open()
+        with self._state:
+            self._opened = True
+            abandoned = self._abandoned
+        if abandoned:
+            self.discard()
+
+    def abandon(self) -> None:
+        """Give up a feed whose open() was cancelled (in the event loop)."""
+        with self._state:
+            self._abandoned = True
+            opened = self._opened
+        if opened:
+            with contextlib.suppress(RuntimeError):  # the loop's executor is shut down
+                self.loop.run_in_executor(None, self.discard)
+                return
+            self.discard()
+
+    def _open(self) -> None:
         self.db = self.store.connect()
         try:
             if PUSH_SUPPORTED:
@@ -368,7 +398,7 @@ class SQLiteFeed:
                     (self.address, os.getpid()),
                 )
         except (sqlite3.Error, OSError) as error:
-            self.close()
+            self.discard()
             raise StoreError(f"the origin store {self.store.url!r} failed: {error}") from None
 
     def attach(self) -> None:
@@ -390,6 +420,12 @@ class SQLiteFeed:
             while self.socket.recv(16):
                 pass
         self.pushed.set()
+
+    def discard(self) -> None:
+        """Close the socket and the connection of a feed never attached (in a thread)."""
+        if self.socket is not None:
+            self.socket.close()
+        self.close()
 
     def close(self) -> None:
         if self.socket is not None and self.db is not None:
@@ -431,11 +467,20 @@ class SQLiteFeed:
         step = timeout if PUSH_SUPPORTED else min(timeout, 1.0)
         deadline = time.monotonic() + timeout
         while True:
-            with contextlib.suppress(TimeoutError, asyncio.TimeoutError):
-                await asyncio.wait_for(self.pushed.wait(), step)
+            if await self._pushed_within(step):
                 return
             if time.monotonic() >= deadline or await asyncio.to_thread(self._changed):
                 return
+
+    async def _pushed_within(self, timeout: float) -> bool:
+        # asyncio.wait, not wait_for: on Python 3.10 and 3.11 wait_for can swallow the
+        # watcher's cancellation (see RuntimeOrigins.stop); wait never does.
+        pushed = asyncio.ensure_future(self.pushed.wait())
+        try:
+            done, _ = await asyncio.wait({pushed}, timeout=timeout)
+        finally:
+            pushed.cancel()
+        return bool(done)
 
 
 # -- PostgreSQL -------------------------------------------------------------------------
@@ -616,6 +661,7 @@ class RuntimeOrigins:
         self._reasons: dict[tuple[str | None, str], str] = {}  # row -> why it is skipped
         self._reported: set[tuple[str | None, str]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._cancel_seen = False  # whether the watcher has seen stop()'s cancellation
         self._lost_since: float | None = None
         self._last_report = -REPORT_INTERVAL  # the first loss is reported at once
         self._loss_reported = False
@@ -741,14 +787,24 @@ class RuntimeOrigins:
 
     def start(self) -> None:
         if self._task is None or self._task.done():
+            self._cancel_seen = False
             self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        # On Python 3.10 and 3.11, asyncio.wait_for returns instead of raising when the
+        # future it waits for completes in the same turn of the loop as the cancellation
+        # (python/cpython#86296), and psycopg before 3.3 waits on its socket with it: the
+        # watcher would go on as if never cancelled, and a shutdown would wait for it
+        # for ever. So the cancellation is sent again until the watcher has seen it.
+        while not task.done() and not self._cancel_seen:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=STOP_RESEND)
+        await asyncio.wait({task})  # what is left: closing the feed, uninterrupted
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("the origin store's watcher ended: %s", task.exception())
 
     async def _watch(self) -> None:
         poll = float(self.settings.cors_origin_poll)
@@ -756,13 +812,17 @@ class RuntimeOrigins:
         while True:
             try:
                 async with self.store.listen() as feed:
-                    await asyncio.to_thread(self.store.migrate)
-                    await self._reload(feed)  # catches up on whatever was missed
-                    self._recovered()
-                    backoff = 0.25
-                    while True:
-                        await feed.wait(poll)
-                        await self._reload(feed)
+                    try:
+                        await asyncio.to_thread(self.store.migrate)
+                        await self._reload(feed)  # catches up on whatever was missed
+                        self._recovered()
+                        backoff = 0.25
+                        while True:
+                            await feed.wait(poll)
+                            await self._reload(feed)
+                    except asyncio.CancelledError:
+                        self._cancel_seen = True  # stop() need not send it again
+                        raise
             except asyncio.CancelledError:
                 raise
             except Exception as error:  # never let the watcher die: keep the last set
