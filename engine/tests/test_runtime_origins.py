@@ -25,6 +25,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager, closing
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from fastapi import FastAPI, HTTPException, Request, WebSocket
@@ -35,7 +36,15 @@ import corsguard.store
 from corsguard.store import OriginStore, RuntimeOrigins, SQLiteStore
 
 from .pgserver import PostgresServer
-from .service import ConfigError, OriginError, Settings, create_app, main, startup_line
+from .service import (
+    ConfigError,
+    OriginError,
+    Settings,
+    check,
+    create_app,
+    main,
+    startup_line,
+)
 
 with warnings.catch_warnings():
     # As in test_defect_server_errors: Starlette 1.10 asks for httpx2, 0.51 names an
@@ -647,6 +656,38 @@ def test_show_explain_and_the_start_up_line_know_run_time_origins(
     line = startup_line(settings, app.state.cors_origins)
     name = OriginStore.open(store_url).name
     assert f"run-time origins 1 from {name} (2 bad rows skipped)" in line
+
+
+class ToApp(httpx.BaseTransport):
+    """Where a deployment would be: each request of ``corsguard check`` goes to a running
+    app (its lifespan started, so its watcher follows the store)."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.client = client
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        headers = {name: value for name, value in request.headers.items() if name != "host"}
+        answer = self.client.request(request.method, request.url.path, headers=headers)
+        return httpx.Response(answer.status_code, headers=answer.headers.multi_items())
+
+
+def test_check_probes_run_time_origins_and_names_a_deployment_without_them(
+    store_url: str,
+) -> None:
+    settings = settings_for(store_url)
+    RuntimeOrigins(settings).add(TENANT)
+    with TestClient(service(settings)) as client:
+        report = check(settings, "http://api.example.test", timeout=2, transport=ToApp(client))
+    assert report.agrees, report.lines()
+    assert {row.policy for row in report.checked if row.origin == TENANT} == {"allowed"}
+
+    # A deployment that does not read the store (CORS_ORIGIN_STORE unset there) refuses
+    # the tenant that the store allows: check names that origin.
+    stale = service(settings_for(store_url).model_copy(update={"cors_origin_store": None}))
+    with TestClient(stale) as client:
+        report = check(settings, "http://api.example.test", timeout=2, transport=ToApp(client))
+    assert {finding.fault for finding in report.findings} == {"policy-differs"}, report.lines()
+    assert all(TENANT in finding.request for finding in report.findings), report.lines()
 
 
 # -- 8. The schema ----------------------------------------------------------------------
