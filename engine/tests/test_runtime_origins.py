@@ -777,29 +777,35 @@ class OneFeedStore(OriginStore):
     @asynccontextmanager
     async def _listen(self) -> AsyncIterator[Any]:
         try:
-            yield self
+            yield OneFeed(self)
         finally:
             self.closed = True
+
+
+class OneFeed:
+    def __init__(self, store: OneFeedStore) -> None:
+        self.store = store
 
     async def rows(self) -> list[Any]:
         return []
 
     async def wait(self, timeout: float) -> None:
-        assert self.in_wait is not None
-        assert self.change is not None
-        self.in_wait.set()
-        if self.waiting == "asyncio.wait_for":
+        store = self.store
+        assert store.in_wait is not None
+        assert store.change is not None
+        store.in_wait.set()
+        if store.waiting == "asyncio.wait_for":
             # As psycopg before 3.3 waits on its socket. On Python 3.10 and 3.11 a change
             # arriving in the same turn of the loop as the cancellation makes wait_for
             # return instead of raising.
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.change.wait(), timeout)
-            self.change.clear()  # read
+                await asyncio.wait_for(store.change.wait(), timeout)
+            store.change.clear()  # read
         else:
             try:  # a wait that loses the first cancellation, on every Python
                 await asyncio.sleep(timeout)
             except asyncio.CancelledError:
-                self.waiting = "asyncio.wait_for"
+                store.waiting = "asyncio.wait_for"
 
 
 @pytest.mark.parametrize("waiting", ["asyncio.wait_for", "swallowing once"])
