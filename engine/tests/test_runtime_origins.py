@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import shlex
 import socket
 import sqlite3
 import subprocess
@@ -420,11 +421,13 @@ def test_a_bad_row_is_skipped_reported_once_and_removable(
         other.remove(OTHER_TENANT)
         wait_until(lambda: not allowed(client, OTHER_TENANT), "a second reload")
         assert not allowed(client, EVIL)
+    removals = []  # each report's own command, as an owner would paste it
     for policy, origin in BAD_ROWS:
         reports = records(caplog, STORE_LOGGER, f"skipped run-time origin {origin!r}")
         assert len(reports) == 1, (origin, reports)
         assert f"of the {policy or 'default'} policy" in reports[0]
-        assert "it is not applied. Remove it with: corsguard origins remove" in reports[0]
+        _, hint = reports[0].split("it is not applied. Remove it with: ")
+        removals.append(shlex.split(hint))
 
     production = ("--env", "production")
     status, out, _ = cli(store_url, "origins", "list", *production)
@@ -438,11 +441,18 @@ def test_a_bad_row_is_skipped_reported_once_and_removable(
     assert skipped["https://*.com"].startswith("'https://*.com' is broader than a registrable")
     assert all(skipped.values())
 
-    for policy, origin in BAD_ROWS:
-        chosen = ("--policy", policy) if policy else ()
-        status, out, err = cli(store_url, "origins", "remove", *chosen, origin, *production)
-        assert status == 0, (origin, err)
+    for (_, origin), command in zip(BAD_ROWS, removals, strict=True):
+        assert command[:5] == ["corsguard", "origins", "remove", *production], command
+        assert command[-1] == origin, command
+        status, out, err = cli(store_url, *command[1:])
+        assert status == 0, (command, err)
     assert stored(store_url) == [("", TENANT)]
+
+
+def test_an_empty_entry_is_refused_in_words_for_the_command_line(store_url: str) -> None:
+    for value in ("", "  "):
+        with pytest.raises(OriginError, match="an empty origin: give one, as in https://"):
+            RuntimeOrigins(settings_for(store_url)).add(value)
 
 
 def test_a_bad_row_written_while_running_never_widens_the_policy(

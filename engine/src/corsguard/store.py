@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shlex
 import socket
 import sqlite3
 import sys
@@ -132,6 +133,11 @@ def check_entry(settings: CORSSettings, origin: str, policy: str | None = None) 
         known = ", ".join(["default", *settings.cors_path_policies])
         raise OriginError(f"there is no path policy named {policy!r}: use one of {known}")
     text = origin.strip()
+    if not text:
+        raise OriginError(
+            "an empty origin: give one, as in https://tenant.example.com or a pattern such "
+            "as https://*.tenants.example.com"
+        )
     if text == WILDCARD:
         raise OriginError(
             "'*' cannot be a run-time origin: it would allow every site; add the origins "
@@ -755,7 +761,8 @@ class RuntimeOrigins:
                 skipped.append((row, problem))
                 if (row.policy, row.origin) not in self._reported:
                     self._reported.add((row.policy, row.origin))
-                    logger.error("%s", skipped_line(row, problem, self.store))
+                    environment = self.settings.environment
+                    logger.error("%s", skipped_line(row, problem, self.store, environment))
                 continue
             entry = self._accepted.get((row.policy, row.origin))
             if entry is None:  # not reached: a row without a problem is accepted
@@ -871,12 +878,15 @@ def change_line(
     return f"{verb} run-time origin {entry!r} {way} {name}{who} ({store.name})"
 
 
-def skipped_line(row: StoredOrigin, problem: str, store: OriginStore) -> str:
-    policy = "" if row.policy is None else f" --policy {row.policy}"
+def skipped_line(row: StoredOrigin, problem: str, store: OriginStore, environment: str = "") -> str:
+    """The report of a row the rules refuse, with the command that removes it (for the
+    profile whose store holds it: ``environment``)."""
+    env = f" --env {shlex.quote(environment)}" if environment else ""
+    policy = "" if row.policy is None else f" --policy {shlex.quote(row.policy)}"
     return (
         f"skipped run-time origin {row.origin!r} of the {row.policy_name} policy in "
         f"{store.name}: {problem}; it is not applied. Remove it with: corsguard origins "
-        f"remove{policy} {row.origin!r}"
+        f"remove{env}{policy} {shlex.quote(row.origin)}"
     )
 
 
