@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+import corsguard
 from corsguard import doctor
 from corsguard.cli import main
 from corsguard.init import DEFAULTS, HELP
@@ -816,3 +817,54 @@ def test_a_module_level_app_from_its_factory_gets_app_or_exit(
     assert "    add_cors(application, Settings.load())\n    return application\n" in text
     assert text.endswith("\napp = app_or_exit(create_app)\n")
     assert main(["doctor", "depot.main:app"]) == 0, capsys.readouterr().out
+
+
+# --- The dependency -----------------------------------------------------------------------
+
+PYPROJECTS = {
+    "one line": '[project]\nname = "shop"\ndependencies = ["fastapi", "pydantic-settings"]\n',
+    "one a line": (
+        '[project]\nname = "shop"\ndependencies = [\n'
+        '    "fastapi>=0.128.3",  # the web framework\n    "pydantic-settings"\n]\n\n'
+        '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
+    ),
+}
+
+
+@pytest.mark.parametrize("written", list(PYPROJECTS))
+def test_the_dependency_joins_pyprojects_list_as_it_is_written(
+    written: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shop(tmp_path, "shop_d")
+    (tmp_path / "pyproject.toml").write_text(PYPROJECTS[written])
+    status, patch, err = init(capsys, "--yes", "--origins", "production=https://shop.example.com")
+    assert status == 0, err
+    assert "declare the dependency" not in err
+    apply(tmp_path, patch)
+    text = (tmp_path / "pyproject.toml").read_text()
+    declared = tomllib.loads(text)
+    before = tomllib.loads(PYPROJECTS[written])["project"]["dependencies"]
+    [requirement] = declared["project"]["dependencies"][len(before) :]
+    assert declared["project"]["dependencies"] == [*before, requirement]
+    major, minor = corsguard.__version__.split(".")[:2]
+    assert requirement == f"corsguard>={major}.{minor}.0,<{major}.{int(minor) + 1}"
+    assert declared["tool"]["corsguard"] == {"settings": "shop_d.settings:Settings"}
+    if written == "one a line":  # the owner's layout and comment kept
+        assert f'    "pydantic-settings",\n    "{requirement}",\n]\n' in text
+        assert "# the web framework" in text
+
+
+def test_a_dependency_list_it_cannot_follow_is_left_to_the_owner(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shop(tmp_path, "shop_e")
+    # An inline table for [project]: valid TOML, but no list to add a line to.
+    (tmp_path / "pyproject.toml").write_text('project = {name = "shop", dependencies = []}\n')
+    status, patch, err = init(capsys, "--yes", "--origins", "production=https://shop.example.com")
+    assert status == 0, err
+    assert "declare the dependency: uv add 'corsguard>=" in " ".join(err.split())
+    apply(tmp_path, patch)
+    assert tomllib.loads((tmp_path / "pyproject.toml").read_text())["project"] == {
+        "name": "shop",
+        "dependencies": [],
+    }

@@ -28,6 +28,7 @@ import tempfile
 import textwrap
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -2134,25 +2135,115 @@ class Changes:
         requirements = self.root / "requirements.txt"
         pyproject = self.root / "pyproject.toml"
         declared = _toml(pyproject)
+        before = after = pyproject.read_text(encoding="utf-8") if pyproject.is_file() else ""
         dependencies = declared.get("project", {}).get("dependencies")
+        requirement = dependency()
         if requirements.is_file():
             text = requirements.read_text(encoding="utf-8")
             if not re.search(r"^corsguard\b", text, re.MULTILINE | re.IGNORECASE):
                 ending = "" if not text or text.endswith("\n") else "\n"
-                patches.append(unified("requirements.txt", text, f"{text}{ending}corsguard\n"))
+                changed = f"{text}{ending}{requirement}\n"
+                patches.append(unified("requirements.txt", text, changed))
         elif dependencies is not None and not any(
             re.match(r"corsguard\b", str(item), re.IGNORECASE) for item in dependencies
         ):
-            self.plan.notes.append(
-                "declare the dependency: uv add corsguard (or pip install corsguard)"
-            )
+            added = with_dependency(before, requirement)
+            if added is None:
+                self.plan.notes.append(
+                    f"declare the dependency: uv add '{requirement}' (or add it to "
+                    "[project] dependencies in pyproject.toml)"
+                )
+            else:
+                after = added
         if pyproject.is_file() and "corsguard" not in declared.get("tool", {}):
-            text = pyproject.read_text(encoding="utf-8")
             spec = self.settings.spec if self.settings else f"{self.app.source.module}:Settings"
-            ending = "" if text.endswith("\n") else "\n"
-            table = f'\n[tool.corsguard]\nsettings = "{spec}"\n'
-            patches.append(unified("pyproject.toml", text, f"{text}{ending}{table}"))
+            ending = "" if after.endswith("\n") else "\n"
+            after = f'{after}{ending}\n[tool.corsguard]\nsettings = "{spec}"\n'
+        if after != before:
+            patches.append(unified("pyproject.toml", before, after))
         return patches
+
+
+def dependency() -> str:
+    """The requirement a project adds: this release's public interface, as the
+    template's services declare it (``corsguard>=0.4.0,<0.5``)."""
+    major, minor = (int(part) for part in re.findall(r"\d+", version("corsguard"))[:2])
+    upper = f"{major + 1}" if major else f"{major}.{minor + 1}"
+    return f"corsguard>={major}.{minor}.0,<{upper}"
+
+
+def with_dependency(text: str, requirement: str) -> str | None:
+    """``text`` (a pyproject.toml) with ``requirement`` at the end of ``[project]``
+    ``dependencies``, written as the list is written (one line, or one item a line); None
+    when the list is written in a way this does not follow."""
+    project = re.search(r"^\[project\][ \t]*(#.*)?$", text, re.MULTILINE)
+    if project is None:
+        return None
+    following = re.search(r"^\[", text[project.end() :], re.MULTILINE)
+    end = project.end() + following.start() if following else len(text)
+    key = re.compile(r"^dependencies[ \t]*=[ \t]*\[", re.MULTILINE)
+    found = key.search(text, project.end(), end)
+    if found is None:
+        return None
+    opening = found.end() - 1
+    closing, last = _list_end(text, opening)
+    if closing is None:
+        return None
+    item = f'"{requirement}"'
+    line_start = text.rfind("\n", 0, closing) + 1
+    if "\n" in text[opening:closing] and not text[line_start:closing].strip():
+        # One item a line, the bracket on a line of its own: a line before it.
+        previous = text[text.rfind("\n", 0, last) + 1 : last + 1]
+        indent = re.match(r"[ \t]*", previous).group() if last > opening else "    "  # type: ignore[union-attr]
+        comma = "" if text[last] in ",[" else ","
+        changed = f"{text[: last + 1]}{comma}{text[last + 1 : line_start]}{indent}{item},\n"
+        changed += text[line_start:]
+    else:
+        joint = "" if text[last] == "[" else " " if text[last] == "," else ", "
+        changed = f"{text[: last + 1]}{joint}{item}{text[last + 1 :]}"
+    try:
+        old = tomllib.loads(text)["project"]["dependencies"]
+        new = tomllib.loads(changed)["project"]["dependencies"]
+    except (tomllib.TOMLDecodeError, KeyError, TypeError):
+        return None
+    return changed if new == [*old, requirement] else None
+
+
+def _list_end(text: str, opening: int) -> tuple[int | None, int]:
+    """The index of the bracket closing the TOML array opened at ``opening``, and of the
+    last character before it that is neither space nor comment."""
+    depth, index, last = 0, opening, opening
+    while index < len(text):
+        char = text[index]
+        if char in "\"'":
+            quote = text[index : index + 3] if text[index : index + 3] in ('"""', "'''") else char
+            index = text.find(quote, index + len(quote))
+            while index > 0 and quote[0] == '"' and _escaped(text, index):
+                index = text.find(quote, index + 1)
+            if index < 0:
+                return None, last
+            index += len(quote)
+            last = index - 1
+            continue
+        if char == "#":
+            newline = text.find("\n", index)
+            index = len(text) if newline < 0 else newline
+            continue
+        if char == "[":
+            depth += 1
+        elif char == "]":
+            depth -= 1
+            if depth == 0:
+                return index, last
+        if not char.isspace():
+            last = index
+        index += 1
+    return None, last
+
+
+def _escaped(text: str, index: int) -> bool:
+    backslashes = len(text[:index]) - len(text[:index].rstrip("\\"))
+    return backslashes % 2 == 1
 
 
 def add_init_parser(commands: Any) -> None:
