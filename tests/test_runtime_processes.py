@@ -146,7 +146,8 @@ def bad_row_skipped_everywhere(fleet: Any, write: Any) -> None:
     assert dict(lines) == dict.fromkeys(fleet.pids, 1), lines  # each worker, once
     line = fleet.first_line(report)
     assert "ERROR" in line and "corsguard.store" in line, line
-    assert f"corsguard origins remove {runtime.BAD_ROW!r}" in line, line
+    # The command that removes it, whole: the profile the processes serve, the row quoted.
+    assert line.endswith(f"corsguard origins remove --env production {runtime.BAD_ROW!r}"), line
 
 
 def test_sqlite_store_reaches_every_worker_of_two_processes(tmp_path: Path, fleet_of: Any) -> None:
