@@ -372,6 +372,10 @@ class SQLiteFeed:
         # and abandon() ends last closes what open() opened.
         self._state = threading.Lock()
         self._opened = self._abandoned = False
+        # A read cancelled in the event loop goes on in its thread: the connection is
+        # closed only once no thread uses it (sqlite3 does not guard a close against a
+        # query in progress).
+        self._using = threading.RLock()
 
     def open(self) -> None:
         self._open()
@@ -434,6 +438,10 @@ class SQLiteFeed:
         self.close()
 
     def close(self) -> None:
+        with self._using:
+            self._close()
+
+    def _close(self) -> None:
         if self.socket is not None and self.db is not None:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute(
@@ -449,6 +457,10 @@ class SQLiteFeed:
         return self.db
 
     def _read(self) -> tuple[int, list[StoredOrigin]]:
+        with self._using:
+            return self._read_rows()
+
+    def _read_rows(self) -> tuple[int, list[StoredOrigin]]:
         db = self._connection()
         try:
             version = db.execute("PRAGMA data_version").fetchone()[0]
@@ -462,6 +474,10 @@ class SQLiteFeed:
         return found
 
     def _changed(self) -> bool:
+        with self._using:
+            return self._version_moved()
+
+    def _version_moved(self) -> bool:
         db = self._connection()
         try:
             return bool(db.execute("PRAGMA data_version").fetchone()[0] != self.version)
