@@ -2194,7 +2194,9 @@ def with_dependency(text: str, requirement: str) -> str | None:
     if "\n" in text[opening:closing] and not text[line_start:closing].strip():
         # One item a line, the bracket on a line of its own: a line before it.
         previous = text[text.rfind("\n", 0, last) + 1 : last + 1]
-        indent = re.match(r"[ \t]*", previous).group() if last > opening else "    "  # type: ignore[union-attr]
+        indent = "    "  # an empty list: four spaces, as uv writes one
+        if last > opening:
+            indent = previous[: len(previous) - len(previous.lstrip(" \t"))]
         comma = "" if text[last] in ",[" else ","
         changed = f"{text[: last + 1]}{comma}{text[last + 1 : line_start]}{indent}{item},\n"
         changed += text[line_start:]
@@ -2242,7 +2244,10 @@ def _list_end(text: str, opening: int) -> tuple[int | None, int]:
 
 
 def _escaped(text: str, index: int) -> bool:
-    backslashes = len(text[:index]) - len(text[:index].rstrip("\\"))
+    """Whether the character at ``index`` follows an odd run of backslashes."""
+    backslashes = 0
+    while index - backslashes > 0 and text[index - backslashes - 1] == "\\":
+        backslashes += 1
     return backslashes % 2 == 1
 
 

@@ -439,34 +439,30 @@ class SQLiteFeed:
 
     def close(self) -> None:
         with self._using:
-            self._close()
+            if self.socket is not None and self.db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute(
+                        "DELETE FROM corsguard_listeners WHERE address = ?", (self.address,)
+                    )
+            if self.db is not None:
+                self.db.close()
+            self.db = None
 
-    def _close(self) -> None:
-        if self.socket is not None and self.db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self.db.execute(
-                    "DELETE FROM corsguard_listeners WHERE address = ?", (self.address,)
-                )
-        if self.db is not None:
-            self.db.close()
-        self.db = None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self.db is None:
-            raise StoreError(f"the origin store {self.store.url!r} is closed")
-        return self.db
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """The feed's connection, this thread's until the block ends; its errors as
+        StoreError, as the store's own."""
+        with self._using:
+            if self.db is None:
+                raise StoreError(f"the origin store {self.store.url!r} is closed")
+            try:
+                yield self.db
+            except sqlite3.Error as error:
+                raise StoreError(f"the origin store {self.store.url!r} failed: {error}") from None
 
     def _read(self) -> tuple[int, list[StoredOrigin]]:
-        with self._using:
-            return self._read_rows()
-
-    def _read_rows(self) -> tuple[int, list[StoredOrigin]]:
-        db = self._connection()
-        try:
-            version = db.execute("PRAGMA data_version").fetchone()[0]
-            return version, _sqlite_rows(db)
-        except sqlite3.Error as error:
-            raise StoreError(f"the origin store {self.store.url!r} failed: {error}") from None
+        with self._connection() as db:
+            return db.execute("PRAGMA data_version").fetchone()[0], _sqlite_rows(db)
 
     async def rows(self) -> list[StoredOrigin]:
         self.pushed.clear()
@@ -474,15 +470,8 @@ class SQLiteFeed:
         return found
 
     def _changed(self) -> bool:
-        with self._using:
-            return self._version_moved()
-
-    def _version_moved(self) -> bool:
-        db = self._connection()
-        try:
+        with self._connection() as db:
             return bool(db.execute("PRAGMA data_version").fetchone()[0] != self.version)
-        except sqlite3.Error as error:
-            raise StoreError(f"the origin store {self.store.url!r} failed: {error}") from None
 
     async def wait(self, timeout: float) -> None:
         # Without push (not Linux), a cheap check of data_version every second stands in.
@@ -894,7 +883,7 @@ def change_line(
     return f"{verb} run-time origin {entry!r} {way} {name}{who} ({store.name})"
 
 
-def skipped_line(row: StoredOrigin, problem: str, store: OriginStore, environment: str = "") -> str:
+def skipped_line(row: StoredOrigin, problem: str, store: OriginStore, environment: str) -> str:
     """The report of a row the rules refuse, with the command that removes it (for the
     profile whose store holds it: ``environment``)."""
     env = f" --env {shlex.quote(environment)}" if environment else ""
